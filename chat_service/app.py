@@ -1,0 +1,132 @@
+"""`create_app(config)`: the aiohttp application, with one cleanup context per resource.
+
+Resources open in order (tracer, password hasher, PostgreSQL pool, Redis client,
+event hub) when the application starts and close in reverse when it stops.
+Building the application does no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg2
+from aiohttp import web
+
+from chat_service import migrating
+from chat_service.config import Config
+from chat_service.database import Database, create_pool
+from chat_service.errors import DatabaseUnavailable
+from chat_service.events import EventHub
+from chat_service.metrics import Metrics
+from chat_service.middlewares import (
+    make_error_middleware,
+    make_observing_middleware,
+    make_tracing_middleware,
+)
+from chat_service.passwords import PasswordHasher
+from chat_service.redis_store import RedisStore, create_client
+from chat_service.routes import setup_routes
+from chat_service.state import CONFIG, DB, HASHER, HUB, METRICS, REDIS, TRACER, TRACER_PROVIDER
+from chat_service.telemetry import create_tracer_provider
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config) -> web.Application:
+    """The chat service as an aiohttp application (not started)."""
+    app = web.Application(
+        middlewares=[make_tracing_middleware(), make_observing_middleware(),
+                     make_error_middleware()],
+        client_max_size=config.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_tracing)
+    app.cleanup_ctx.append(_password_hasher)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_event_hub)
+    app.on_shutdown.append(_end_streams)
+    setup_routes(app)
+    return app
+
+
+async def _tracing(app: web.Application) -> AsyncIterator[None]:
+    provider = create_tracer_provider(app[CONFIG])
+    app[TRACER_PROVIDER] = provider
+    app[TRACER] = provider.get_tracer("chat_service")
+    yield
+    # Flushes spans still queued for export.
+    await asyncio.to_thread(provider.shutdown)
+
+
+async def _password_hasher(app: web.Application) -> AsyncIterator[None]:
+    hasher = await asyncio.to_thread(PasswordHasher, app[CONFIG])
+    app[HASHER] = hasher
+    yield
+    await asyncio.to_thread(hasher.close)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    pool = await _connect_patiently(config)
+    db = Database(pool, app[TRACER], acquire_timeout=config.postgres_connect_timeout,
+                  db_name=config.postgres_db)
+    try:
+        await migrating.check(db)
+    except BaseException:
+        pool.close()
+        await pool.wait_closed()
+        raise
+    app[DB] = db
+    app[METRICS].watch_pool(lambda: db.size, lambda: db.free)
+    yield
+    pool.close()
+    await pool.wait_closed()
+
+
+async def _connect_patiently(config: Config) -> Any:
+    """The pool, retrying while PostgreSQL is starting, up to POSTGRES_STARTUP_TIMEOUT."""
+    deadline = time.monotonic() + config.postgres_startup_timeout
+    delay = 0.2
+    while True:
+        try:
+            return await create_pool(config)
+        except (OSError, TimeoutError, DatabaseUnavailable, psycopg2.OperationalError) as e:
+            if time.monotonic() + delay > deadline:
+                raise DatabaseUnavailable() from e
+            log.warning("PostgreSQL at %s:%s not reachable yet (%s); retrying",
+                        config.postgres_host, config.postgres_port, type(e).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    # Connects lazily: the service starts while Redis is down and recovers when it is up.
+    client = create_client(app[CONFIG])
+    app[REDIS] = RedisStore(client, app[TRACER], app[CONFIG])
+    yield
+    await client.aclose()
+
+
+async def _event_hub(app: web.Application) -> AsyncIterator[None]:
+    client = create_client(app[CONFIG], for_pubsub=True)
+    hub = EventHub(client, app[DB], app[CONFIG].events_channel,
+                   on_event=app[METRICS].events_received.inc)
+    await hub.start()
+    app[HUB] = hub
+    app[METRICS].watch_live_clients(lambda: hub.client_count)
+    yield
+    await hub.close()
+    await client.aclose()
+
+
+async def _end_streams(app: web.Application) -> None:
+    # Runs before aiohttp waits for in-flight handlers: open event streams would
+    # otherwise hold the shutdown until its timeout.
+    if HUB in app:
+        app[HUB].end_streams()

@@ -1,0 +1,96 @@
+"""The command line: `serve` (default), `migrate`, `admin ...`.
+
+Reads the configuration from the environment; exits non-zero with a message on
+stderr for a bad variable, an unreachable or unmigrated database, or an admin
+command that finds nothing to act on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from chat_service import admin, migrating
+from chat_service.app import create_app
+from chat_service.config import Config, ConfigError
+from chat_service.database import open_database
+from chat_service.errors import Unavailable
+from chat_service.telemetry import configure_logging
+
+log = logging.getLogger("chat_service")
+
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+EXIT_SCHEMA = 4
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m chat_service",
+        description="The chatenv chat service. Configuration comes from environment "
+                    "variables (see docs/chat-service.md).")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="run the HTTP server (the default)")
+    commands.add_parser("migrate", help="apply database migrations (idempotent)")
+    admin.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run the command in `argv`; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        config = Config.from_env(os.environ)
+    except ConfigError as e:
+        print(f"chat_service: configuration error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(config.log_level)
+    try:
+        if args.command in (None, "serve"):
+            asyncio.run(_serve(config))
+        elif args.command == "migrate":
+            asyncio.run(_migrate(config))
+        else:
+            return asyncio.run(admin.run(config, args))
+    except migrating.SchemaNotReady as e:
+        print(f"chat_service: {e}", file=sys.stderr)
+        return EXIT_SCHEMA
+    except Unavailable as e:
+        print(f"chat_service: {e.message} ({e.dependency} at "
+              f"{config.postgres_host if e.dependency == 'postgresql' else config.redis_host})",
+              file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return 0
+
+
+async def _serve(config: Config) -> None:
+    runner = web.AppRunner(create_app(config), access_log=None,
+                           shutdown_timeout=config.shutdown_timeout)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, config.http_host, config.http_port)
+        await site.start()
+        log.info("listening on %s:%s", config.http_host, config.http_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down: finishing in-flight requests, closing event streams")
+    finally:
+        await runner.cleanup()
+    log.info("stopped")
+
+
+async def _migrate(config: Config) -> None:
+    async with open_database(config) as db:
+        applied = await migrating.migrate(db)
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (up to date)"
+    log.info("migrations applied: %s", names)
+    print(f"migrations applied: {names}")

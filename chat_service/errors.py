@@ -1,0 +1,121 @@
+"""API errors and their one JSON shape: `{"error": {"code": ..., "message": ...}}`.
+
+Pure: exceptions and a response builder, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aiohttp import web
+
+
+class ApiError(Exception):
+    """An error the client should see as-is, with an HTTP status and a stable code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.field = field
+        self.headers = dict(headers or {})
+
+
+class ValidationFailed(ApiError):
+    """A field is missing or has a value outside its rules."""
+
+    code = "validation_failed"
+
+
+class Unauthorized(ApiError):
+    """No, an unknown or an expired credential."""
+
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str = "missing or invalid token") -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class InvalidCredentials(ApiError):
+    """Login failed; the same message for an unknown nickname and a wrong password."""
+
+    status = 401
+    code = "invalid_credentials"
+
+    def __init__(self) -> None:
+        super().__init__("invalid credentials")
+
+
+class NotFound(ApiError):
+    """The resource does not exist (or is not the caller's)."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    """The request clashes with existing data."""
+
+    status = 409
+    code = "conflict"
+
+
+class RateLimited(ApiError):
+    """Too many attempts; Retry-After tells when to try again."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many attempts, try again later",
+                         headers={"Retry-After": str(max(1, retry_after))})
+
+
+class Unavailable(ApiError):
+    """A dependency (PostgreSQL or Redis) did not answer in time."""
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, dependency: str) -> None:
+        super().__init__(f"{dependency} is unavailable, try again shortly",
+                         headers={"Retry-After": "1"})
+        self.dependency = dependency
+
+
+class DatabaseUnavailable(Unavailable):
+    """PostgreSQL could not be reached or did not answer in time."""
+
+    def __init__(self) -> None:
+        super().__init__("postgresql")
+
+
+class RedisUnavailable(Unavailable):
+    """Redis could not be reached or did not answer in time."""
+
+    def __init__(self) -> None:
+        super().__init__("redis")
+
+
+# Codes for the errors aiohttp itself raises (routing, body size), by status.
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 408: "request_timeout", 409: "conflict",
+    413: "payload_too_large", 415: "unsupported_media_type", 429: "rate_limited",
+    500: "internal", 503: "unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str, *, field: str | None = None,
+                   headers: Mapping[str, str] | None = None) -> web.Response:
+    """The JSON error response every failing endpoint returns."""
+    body: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response({"error": body}, status=status, headers=headers)

@@ -1,0 +1,71 @@
+"""Reading what a request carries: the JSON body, the bearer token, the client address.
+
+Raise `ApiError`s for bad input; the only I/O is reading the request body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from chat_service.errors import ApiError, Unauthorized
+from chat_service.models import SessionInfo
+from chat_service.state import CONFIG, REDIS
+
+
+class UnsupportedMediaType(ApiError):
+    """The body is not declared as JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object.
+
+    415 unless Content-Type is application/json (or `+json`); 400 for an empty,
+    malformed or non-object body; 413 (raised by aiohttp) past MAX_BODY_BYTES.
+    Fields the endpoint does not know are ignored.
+    """
+    ctype = request.content_type
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    raw = await request.read()
+    if not raw.strip():
+        raise ApiError("request body must be a JSON object", code="invalid_json")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        # ValueError covers bad syntax and undecodable bytes; RecursionError very deep nesting.
+        raise ApiError("request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ApiError("request body must be a JSON object", code="invalid_json")
+    return body
+
+
+def bearer_token(request: web.Request) -> str:
+    """The token of `Authorization: Bearer <token>`, or 401."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer token")
+    return token.strip()
+
+
+async def require_session(request: web.Request) -> tuple[str, SessionInfo]:
+    """(token, session) of an authenticated request, renewing the session; or 401."""
+    token = bearer_token(request)
+    session = await request.app[REDIS].get_session(token)
+    if session is None:
+        raise Unauthorized("invalid or expired token")
+    return token, session
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: the peer, or the last X-Forwarded-For hop when trusted."""
+    if request.app[CONFIG].trust_forwarded_for:
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
+        if hops and hops[-1]:
+            return hops[-1][:64]
+    return request.remote or "unknown"

@@ -1,0 +1,1 @@
+"""SQL migration files, `NNNN_name.sql`, applied in order by `chat_service.migrating`."""

@@ -1,0 +1,48 @@
+"""The service's records and their JSON form (the original's field names).
+
+Pure dataclasses; no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+def rfc3339(moment: datetime) -> str:
+    """`2024-05-01T12:00:00.123Z`: UTC, millisecond precision, as JavaScript's Date prints."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class User:
+    """A registered user, with the stored password hash."""
+
+    id: int
+    nickname: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Message:
+    """A visible chat message with its author's nickname."""
+
+    id: int
+    user_id: int
+    nickname: str
+    text: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """`{id, userId, nickname, text, createdAt}` as the API returns it."""
+        return {"id": self.id, "userId": self.user_id, "nickname": self.nickname,
+                "text": self.text, "createdAt": rfc3339(self.created_at)}
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """Whose a session token is."""
+
+    user_id: int
+    nickname: str

@@ -1,0 +1,235 @@
+"""Every SQL statement of the service, always with bound parameters.
+
+Thin async functions over `chat_service.database`: they take a `Database` (or a
+`Session` inside a transaction), run one statement and map rows to models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg2.errors
+
+from chat_service.database import Database, Row, Session
+from chat_service.models import Message, User
+from chat_service.validation import MessageQuery
+
+# Held while a message is inserted and committed, so ids become visible in
+# increasing order: a reader that saw id N can never later find a new id below N.
+# Without it, `after_id` polling and SSE resumption could skip a message whose
+# transaction committed after a higher id's. (A key for pg_advisory_xact_lock.)
+MESSAGE_INSERT_LOCK = 0x63686174
+# Session-level lock serialising migrators across replicas.
+MIGRATION_LOCK = 0x6D696772
+
+Executor = Database | Session
+
+
+def _message(row: Row) -> Message:
+    return Message(id=row[0], user_id=row[1], nickname=row[2], text=row[3], created_at=row[4])
+
+
+async def ping(db: Executor) -> None:
+    """A trivial round trip (readiness)."""
+    await db.fetch_one("SELECT 1", "SELECT 1")
+
+
+async def create_user(db: Executor, nickname: str, password_hash: str) -> User | None:
+    """Insert a user; None when the nickname (case-insensitively) is taken.
+
+    The unique index decides, so two simultaneous registrations cannot both win.
+    """
+    try:
+        row = await db.fetch_one(
+            "INSERT chat_user",
+            "INSERT INTO chat_user (nickname, password_hash) VALUES (%s, %s) "
+            "RETURNING id, nickname, password_hash",
+            (nickname, password_hash))
+    except psycopg2.errors.UniqueViolation:
+        return None
+    assert row is not None
+    return User(id=row[0], nickname=row[1], password_hash=row[2])
+
+
+async def find_user(db: Executor, nickname: str) -> User | None:
+    """The user with this nickname, compared case-insensitively."""
+    row = await db.fetch_one(
+        "SELECT chat_user",
+        "SELECT id, nickname, password_hash FROM chat_user WHERE lower(nickname) = lower(%s)",
+        (nickname,))
+    return None if row is None else User(id=row[0], nickname=row[1], password_hash=row[2])
+
+
+async def set_password_hash(db: Executor, user_id: int, password_hash: str) -> bool:
+    """Replace a user's password hash; False if the user is gone."""
+    return await db.execute(
+        "UPDATE chat_user",
+        "UPDATE chat_user SET password_hash = %s WHERE id = %s", (password_hash, user_id)) > 0
+
+
+async def insert_message(db: Database, user_id: int, text: str) -> Message | None:
+    """Insert and commit a message; None if the author no longer exists."""
+    async with db.transaction() as tx:
+        await tx.execute("SELECT pg_advisory_xact_lock", "SELECT pg_advisory_xact_lock(%s)",
+                         (MESSAGE_INSERT_LOCK,))
+        row = await tx.fetch_one(
+            "INSERT chat_message",
+            "WITH m AS (INSERT INTO chat_message (user_id, text) "
+            "  SELECT id, %s FROM chat_user WHERE id = %s "
+            "  RETURNING id, user_id, text, created_at) "
+            "SELECT m.id, m.user_id, u.nickname, m.text, m.created_at "
+            "FROM m JOIN chat_user u ON u.id = m.user_id",
+            (text, user_id))
+    return None if row is None else _message(row)
+
+
+async def list_messages(db: Executor, query: MessageQuery) -> list[Message]:
+    """A page of visible messages, always oldest first (see `MessageQuery`)."""
+    if query.after_id is not None:
+        rows = await db.fetch_all(
+            "SELECT chat_message after",
+            "SELECT m.id, m.user_id, u.nickname, m.text, m.created_at "
+            "FROM chat_message m JOIN chat_user u ON u.id = m.user_id "
+            "WHERE m.deleted_at IS NULL AND m.id > %s ORDER BY m.id ASC LIMIT %s",
+            (query.after_id, query.limit))
+    elif query.before_id is not None:
+        rows = await db.fetch_all(
+            "SELECT chat_message before",
+            "SELECT * FROM (SELECT m.id, m.user_id, u.nickname, m.text, m.created_at "
+            "  FROM chat_message m JOIN chat_user u ON u.id = m.user_id "
+            "  WHERE m.deleted_at IS NULL AND m.id < %s ORDER BY m.id DESC LIMIT %s) page "
+            "ORDER BY id ASC",
+            (query.before_id, query.limit))
+    else:
+        rows = await db.fetch_all(
+            "SELECT chat_message latest",
+            "SELECT * FROM (SELECT m.id, m.user_id, u.nickname, m.text, m.created_at "
+            "  FROM chat_message m JOIN chat_user u ON u.id = m.user_id "
+            "  WHERE m.deleted_at IS NULL ORDER BY m.id DESC LIMIT %s) page "
+            "ORDER BY id ASC",
+            (query.limit,))
+    return [_message(r) for r in rows]
+
+
+async def list_stamp(db: Executor) -> tuple[int, int]:
+    """(highest message id, deletion version): what message-list ETags derive from."""
+    row = await db.fetch_one(
+        "SELECT list stamp",
+        "SELECT (SELECT coalesce(max(id), 0) FROM chat_message), "
+        "(SELECT deletion_version FROM chat_state)")
+    assert row is not None
+    return int(row[0]), int(row[1] or 0)
+
+
+async def max_message_id(db: Executor) -> int:
+    """The highest message id ever committed and still stored (0 when none)."""
+    row = await db.fetch_one("SELECT max id", "SELECT coalesce(max(id), 0) FROM chat_message")
+    assert row is not None
+    return int(row[0])
+
+
+async def soft_delete_message(db: Executor, message_id: int, user_id: int | None) -> bool:
+    """Mark a visible message deleted; only the author's when `user_id` is given."""
+    if user_id is None:
+        count = await db.execute(
+            "UPDATE chat_message soft delete",
+            "UPDATE chat_message SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL",
+            (message_id,))
+    else:
+        count = await db.execute(
+            "UPDATE chat_message soft delete",
+            "UPDATE chat_message SET deleted_at = now() "
+            "WHERE id = %s AND user_id = %s AND deleted_at IS NULL",
+            (message_id, user_id))
+    return count > 0
+
+
+# --- the admin tool ---------------------------------------------------------------
+
+async def list_users(db: Executor) -> list[tuple[int, str, datetime, int]]:
+    """(id, nickname, created_at, visible message count) of every user, by id."""
+    rows = await db.fetch_all(
+        "SELECT chat_user list",
+        "SELECT u.id, u.nickname, u.created_at, "
+        "  count(m.id) FILTER (WHERE m.deleted_at IS NULL) "
+        "FROM chat_user u LEFT JOIN chat_message m ON m.user_id = u.id "
+        "GROUP BY u.id ORDER BY u.id")
+    return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+
+async def user_message_ids(db: Executor, user_id: int) -> list[int]:
+    """Ids of a user's visible messages (to announce their removal)."""
+    rows = await db.fetch_all(
+        "SELECT chat_message ids",
+        "SELECT id FROM chat_message WHERE user_id = %s AND deleted_at IS NULL", (user_id,))
+    return [int(r[0]) for r in rows]
+
+
+async def delete_user(db: Executor, nickname: str) -> int | None:
+    """Delete a user and (by cascade) their messages; the id, or None if unknown."""
+    row = await db.fetch_one(
+        "DELETE chat_user",
+        "DELETE FROM chat_user WHERE lower(nickname) = lower(%s) RETURNING id", (nickname,))
+    return None if row is None else int(row[0])
+
+
+async def stats(db: Executor) -> dict[str, Any]:
+    """Counts for the admin tool's `stats`."""
+    row = await db.fetch_one(
+        "SELECT stats",
+        "SELECT (SELECT count(*) FROM chat_user), "
+        "  (SELECT count(*) FROM chat_message WHERE deleted_at IS NULL), "
+        "  (SELECT count(*) FROM chat_message WHERE deleted_at IS NOT NULL), "
+        "  (SELECT count(*) FROM chat_message WHERE deleted_at IS NULL "
+        "     AND created_at > now() - interval '24 hours'), "
+        "  (SELECT max(created_at) FROM chat_message)")
+    assert row is not None
+    return {"users": int(row[0]), "messages": int(row[1]), "deletedMessages": int(row[2]),
+            "messagesLast24h": int(row[3]), "lastMessageAt": row[4]}
+
+
+# --- migrations -------------------------------------------------------------------
+
+async def lock_migrations(db: Session) -> None:
+    """Wait for the migration lock (held by this connection until unlocked)."""
+    await db.execute("SELECT pg_advisory_lock", "SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+
+
+async def unlock_migrations(db: Session) -> None:
+    """Release the migration lock."""
+    await db.execute("SELECT pg_advisory_unlock", "SELECT pg_advisory_unlock(%s)",
+                     (MIGRATION_LOCK,))
+
+
+async def ensure_migrations_table(db: Executor) -> None:
+    """Create `schema_migrations` if absent (only under the migration lock)."""
+    await db.execute(
+        "CREATE schema_migrations",
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())")
+
+
+async def applied_migrations(db: Executor) -> dict[int, tuple[str, str]] | None:
+    """version -> (name, checksum) of applied migrations; None if never migrated."""
+    row = await db.fetch_one("SELECT to_regclass",
+                             "SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if row is None or not row[0]:
+        return None
+    rows = await db.fetch_all("SELECT schema_migrations",
+                              "SELECT version, name, checksum FROM schema_migrations")
+    return {int(r[0]): (str(r[1]), str(r[2])) for r in rows}
+
+
+async def run_migration_script(db: Session, sql: str) -> None:
+    """Execute one migration file's statements (trusted text shipped with the package)."""
+    await db.execute("migration script", sql)
+
+
+async def record_migration(db: Session, version: int, name: str, checksum: str) -> None:
+    """Note a migration as applied."""
+    await db.execute(
+        "INSERT schema_migrations",
+        "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+        (version, name, checksum))

@@ -1,0 +1,150 @@
+"""The Redis layer: sessions, login rate limits, event publishing, with a span per call.
+
+Redis outages surface as `RedisUnavailable` (a 503). redis-py reconnects by itself
+on the next command once Redis is back. Session tokens are stored only as their
+SHA-256 digest, so a copy of Redis holds no usable credential. This module does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from chat_service.config import Config
+from chat_service.errors import RedisUnavailable
+from chat_service.models import SessionInfo
+
+SESSION_PREFIX = "chat:session:"
+RATE_PREFIX = "chat:ratelimit:"
+# Tokens are token_urlsafe(32): 43 characters. Anything far off is not ours.
+_TOKEN_MAX = 128
+
+_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError,
+                TimeoutError)
+
+
+def create_client(config: Config, *, for_pubsub: bool = False) -> aioredis.Redis:
+    """A Redis client with short timeouts, so an outage turns into a 503 quickly.
+
+    The pub/sub client has no read timeout (it waits for messages) and relies on
+    keepalive pings instead.
+    """
+    return aioredis.Redis(
+        host=config.redis_host, port=config.redis_port, db=config.redis_db,
+        password=config.redis_password or None,
+        socket_connect_timeout=config.redis_timeout,
+        socket_timeout=None if for_pubsub else config.redis_timeout,
+        socket_keepalive=True,
+        # One quick retry covers a connection that died while idle in the pool.
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
+        health_check_interval=10 if for_pubsub else 0,
+        client_name="chat-service",
+    )
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 hex digest under which a token's session is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class RedisStore:
+    """Sessions, rate-limit counters and event publishing on one Redis client."""
+
+    def __init__(self, client: aioredis.Redis, tracer: Tracer, config: Config) -> None:
+        self.client = client
+        self._tracer = tracer
+        self._session_ttl = config.session_ttl
+        self._channel = config.events_channel
+
+    @asynccontextmanager
+    async def _call(self, operation: str) -> AsyncIterator[None]:
+        with self._tracer.start_as_current_span(
+            f"redis {operation}", kind=SpanKind.CLIENT,
+            attributes={"db.system": "redis", "db.operation": operation},
+        ) as span:
+            try:
+                yield
+            except _UNAVAILABLE as e:
+                span.set_status(Status(StatusCode.ERROR, type(e).__name__))
+                raise RedisUnavailable() from None
+
+    async def ping(self) -> None:
+        """A round trip (readiness)."""
+        async with self._call("PING"):
+            await self.client.ping()
+
+    async def create_session(self, user_id: int, nickname: str) -> str:
+        """A new random token (256 bits) for the user; only its digest is stored."""
+        token = secrets.token_urlsafe(32)
+        value = json.dumps({"u": user_id, "n": nickname})
+        async with self._call("SET"):
+            await self.client.set(SESSION_PREFIX + token_digest(token), value,
+                                  ex=self._session_ttl)
+        return token
+
+    async def get_session(self, token: str) -> SessionInfo | None:
+        """The session of `token`, renewing its idle timeout; None if unknown or expired."""
+        if not token or len(token) > _TOKEN_MAX:
+            return None
+        async with self._call("GETEX"):
+            raw = await self.client.getex(SESSION_PREFIX + token_digest(token),
+                                          ex=self._session_ttl)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return SessionInfo(user_id=int(data["u"]), nickname=str(data["n"]))
+
+    async def delete_session(self, token: str) -> bool:
+        """End a session; False if there was none."""
+        async with self._call("DEL"):
+            return bool(await self.client.delete(SESSION_PREFIX + token_digest(token)))
+
+    async def delete_user_sessions(self, user_id: int) -> int:
+        """End every session of a user (admin: deleted user, new password).
+
+        Scans the session keys: rare admin work, so no per-user index is kept
+        (such an index would need its own expiry bookkeeping on every request).
+        """
+        removed = 0
+        async with self._call("SCAN"):
+            batch: list[Any] = []
+            async for key in self.client.scan_iter(match=SESSION_PREFIX + "*", count=500):
+                batch.append(key)
+                if len(batch) >= 500:
+                    removed += await self._delete_if_user(batch, user_id)
+                    batch = []
+            if batch:
+                removed += await self._delete_if_user(batch, user_id)
+        return removed
+
+    async def _delete_if_user(self, keys: list[Any], user_id: int) -> int:
+        values = await self.client.mget(keys)
+        doomed = [k for k, v in zip(keys, values, strict=True)
+                  if v is not None and json.loads(v).get("u") == user_id]
+        return int(await self.client.delete(*doomed)) if doomed else 0
+
+    async def hit_rate_limit(self, bucket: str, window: int) -> tuple[int, int]:
+        """Count one attempt in `bucket`; returns (attempts in this window, seconds left)."""
+        key = RATE_PREFIX + bucket
+        async with self._call("INCR"):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.expire(key, window, nx=True)
+            pipe.ttl(key)
+            count, _, ttl = await pipe.execute()
+        return int(count), int(ttl) if int(ttl) > 0 else window
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        """Send a live-update event to every replica's subscribers."""
+        async with self._call("PUBLISH"):
+            await self.client.publish(self._channel, json.dumps(event))

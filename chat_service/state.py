@@ -1,0 +1,26 @@
+"""Typed keys of the application's state (`app[KEY]`), shared by app, views and middlewares.
+
+Declarations only; the values are created by `chat_service.app`'s cleanup contexts.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+
+from chat_service.config import Config
+from chat_service.database import Database
+from chat_service.events import EventHub
+from chat_service.metrics import Metrics
+from chat_service.passwords import PasswordHasher
+from chat_service.redis_store import RedisStore
+
+CONFIG = web.AppKey("config", Config)
+METRICS = web.AppKey("metrics", Metrics)
+TRACER_PROVIDER = web.AppKey("tracer_provider", TracerProvider)
+TRACER = web.AppKey("tracer", Tracer)
+DB = web.AppKey("db", Database)
+REDIS = web.AppKey("redis", RedisStore)
+HUB = web.AppKey("hub", EventHub)
+HASHER = web.AppKey("hasher", PasswordHasher)

@@ -1,0 +1,61 @@
+"""List, post and delete messages."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from chat_service import etag, events, inputs, queries, validation
+from chat_service.errors import NotFound, RedisUnavailable, Unauthorized
+from chat_service.state import DB, METRICS, REDIS
+
+log = logging.getLogger(__name__)
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    """GET /api/messages: a page of messages, oldest first, with an ETag (304 if unchanged)."""
+    query = validation.message_query(request.query)
+    db = request.app[DB]
+    # The stamp is read before the rows, so the rows are at least as new as the tag:
+    # at worst a client gets a newer body under an older tag and refetches once.
+    max_id, version = await queries.list_stamp(db)
+    tag = etag.message_list_etag(query, max_id, version)
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    if etag.matches(request.headers.get("If-None-Match"), tag):
+        return web.Response(status=304, headers=headers)
+    page = await queries.list_messages(db, query)
+    return web.json_response([m.to_json() for m in page], headers=headers)
+
+
+async def create_message(request: web.Request) -> web.Response:
+    """POST /api/messages: store a message (201 once committed) and announce it."""
+    _, session = await inputs.require_session(request)
+    text = validation.text(await inputs.json_object(request))
+    message = await queries.insert_message(request.app[DB], session.user_id, text)
+    if message is None:
+        raise Unauthorized("the account no longer exists")
+    request.app[METRICS].messages_created.inc()
+    await _announce(request, events.created_event(message))
+    return web.json_response(message.to_json(), status=201)
+
+
+async def delete_message(request: web.Request) -> web.Response:
+    """DELETE /api/messages/{id}: soft-delete one of the caller's messages (204), else 404."""
+    _, session = await inputs.require_session(request)
+    raw_id = request.match_info["id"]
+    message_id = int(raw_id) if len(raw_id) <= 19 else validation.ID_MAX + 1
+    if message_id > validation.ID_MAX or not await queries.soft_delete_message(
+            request.app[DB], message_id, session.user_id):
+        raise NotFound("message not found")
+    await _announce(request, events.deleted_event(message_id))
+    return web.Response(status=204)
+
+
+async def _announce(request: web.Request, event: dict[str, object]) -> None:
+    try:
+        await request.app[REDIS].publish(event)
+    except RedisUnavailable:
+        # The change is committed, so the request still succeeds; hubs replay
+        # creations from PostgreSQL when their subscription comes back.
+        log.warning("could not publish %s: Redis unavailable", event["type"])
