@@ -1,11 +1,33 @@
-"""Real PostgreSQL and Redis servers, started once per test session."""
+"""Real PostgreSQL and Redis servers, started once per test session, and the chat
+service on top of them: a migrated database per test module, emptied before each
+test, and the application served on a real loopback port."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
-from servers import PostgresServer, RedisServer
+import pytest_asyncio
+import redis
+from aiohttp import web
+from servers import PostgresServer, RedisServer, free_port
+
+from chat_service.app import create_app
+from chat_service.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +48,147 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+# Cheap argon2 settings keep the suite fast; the production defaults are tested apart.
+FAST_HASHING = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "8192", "ARGON2_PARALLELISM": "1"}
+
+
+def run_cli(env: dict[str, str], *args: str, stdin: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`python -m chat_service ARGS` with exactly `env` (plus PATH) as its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "chat_service", *args], cwd=ROOT, input=stdin,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env},
+        capture_output=True, text=True, timeout=timeout)
+
+
+def create_database(server: PostgresServer, label: str) -> dict[str, str]:
+    """A new empty database on `server`; returns the service env pointing at it."""
+    name = re.sub(r"[^a-z0-9_]", "_", f"chat_{label}".lower())[:40] + "_" + secrets.token_hex(3)
+    server.psql("postgres", f'CREATE DATABASE "{name}"')
+    return {**server.env, "POSTGRES_DB": name}
+
+
+def migrated_database(server: PostgresServer, label: str) -> dict[str, str]:
+    """A new database with the service's migrations applied (through the CLI)."""
+    env = create_database(server, label)
+    result = run_cli(env, "migrate")
+    assert result.returncode == 0, result.stderr
+    return env
+
+
+@pytest.fixture(scope="module")
+def module_db(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> dict[str, str]:
+    return migrated_database(postgres_server, request.module.__name__.rsplit(".", 1)[-1])
+
+
+@pytest.fixture
+def chat_env(module_db: dict[str, str], redis_server: RedisServer,
+             postgres_server: PostgresServer) -> dict[str, str]:
+    """Service env for this test: an emptied database, an emptied Redis, its own channel."""
+    postgres_server.psql(module_db["POSTGRES_DB"],
+                         "TRUNCATE chat_user, chat_message RESTART IDENTITY CASCADE")
+    client = redis.Redis(host=redis_server.host, port=redis_server.port,
+                         password=redis_server.password)
+    client.flushdb()
+    client.close()
+    return {**module_db, **redis_server.env, **FAST_HASHING,
+            "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(free_port()),
+            "REDIS_EVENTS_CHANNEL": f"chat:events:{secrets.token_hex(4)}",
+            "LOGIN_RATE_LIMIT_PER_ADDRESS": "1000", "LOGIN_RATE_LIMIT_PER_NICKNAME": "1000",
+            "SSE_HEARTBEAT_SECONDS": "1"}
+
+
+@pytest.fixture
+def config(chat_env: dict[str, str]) -> Config:
+    return Config.from_env(chat_env)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: Any
+
+
+@dataclass
+class Service:
+    """A running chat service and an HTTP client for it."""
+
+    url: str
+    app: web.Application
+    http: aiohttp.ClientSession
+
+    async def call(self, method: str, path: str, *, json_body: Any = None,
+                   token: str | None = None, headers: dict[str, str] | None = None,
+                   data: bytes | str | None = None) -> Reply:
+        """Send a request; the body comes back parsed when it is JSON."""
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        if json_body is not None:
+            data = json.dumps(json_body)
+            sent.setdefault("Content-Type", "application/json")
+        async with self.http.request(method, self.url + path, data=data, headers=sent) as resp:
+            raw = await resp.read()
+            body: Any = raw.decode("utf-8", "replace")
+            if resp.content_type == "application/json" and raw:
+                body = json.loads(raw)
+            return Reply(resp.status, body, resp.headers)
+
+    async def register(self, nickname: str, password: str = "correct horse") -> dict[str, Any]:
+        """Register (and so log in) a user; returns the 201 body."""
+        reply = await self.call("POST", "/api/register",
+                                json_body={"nickname": nickname, "password": password})
+        assert reply.status == 201, reply.body
+        return dict(reply.body)
+
+    async def post(self, token: str, text: str) -> Reply:
+        return await self.call("POST", "/api/messages", json_body={"text": text}, token=token)
+
+
+@asynccontextmanager
+async def running_service(config: Config, *,
+                          customize: Callable[[web.Application], None] | None = None,
+                          port: int | None = None) -> AsyncIterator[Service]:
+    """The service on 127.0.0.1 (config's port unless given), until the block ends."""
+    app = create_app(config)
+    if customize is not None:
+        customize(app)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
+    await runner.setup()
+    try:
+        port = port or config.http_port
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            yield Service(f"http://127.0.0.1:{port}", app, http)
+    finally:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def service(config: Config) -> AsyncIterator[Service]:
+    async with running_service(config) as svc:
+        yield svc
+
+
+def with_port(config: Config) -> Config:
+    """The same config on another free port (a second replica)."""
+    return replace(config, http_port=free_port())
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 10,
+                   interval: float = 0.05) -> None:
+    """Poll `predicate` (sync or async) until it is truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)

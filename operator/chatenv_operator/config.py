@@ -1,0 +1,367 @@
+"""services.yaml: the project's configuration, parsed and validated.
+
+Pure data: ``parse_config`` takes the loaded YAML document and returns a
+frozen ``ProjectConfig`` or raises ``ConfigError`` naming the bad field
+(``services.yaml: slots.maxSlots: ...``). Only ``load_config`` reads a file.
+Unknown keys are errors too, so a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+IMAGE = re.compile(r"^[^\s]+$")
+CPU = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
+MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti)?$")
+STORAGE = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
+DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+QUOTA_KEYS = {
+    "requests.cpu": CPU, "requests.memory": MEMORY, "limits.cpu": CPU, "limits.memory": MEMORY,
+    "requests.storage": MEMORY, "persistentvolumeclaims": re.compile(r"^[0-9]+$"),
+    "pods": re.compile(r"^[0-9]+$"), "services": re.compile(r"^[0-9]+$"),
+    "secrets": re.compile(r"^[0-9]+$"), "configmaps": re.compile(r"^[0-9]+$"),
+}
+STAGES = ("dev", "ai-staging", "ai")
+TLS_MODES = ("off", "clusterIssuer", "secret")
+
+
+class ConfigError(Exception):
+    """services.yaml is invalid; the message names the field."""
+
+
+def parse_duration(text: str) -> int:
+    """'24h', '1h30m', '7d', '90s' -> seconds. Raises ValueError."""
+    match = DURATION.match(text.strip()) if isinstance(text, str) else None
+    if not match or not any(match.groups()):
+        raise ValueError(f"not a duration like 24h, 90m or 1h30m: {text!r}")
+    d, h, m, s = (int(g or 0) for g in match.groups())
+    return ((d * 24 + h) * 60 + m) * 60 + s
+
+
+def format_duration(seconds: int) -> str:
+    """Seconds -> the shortest '1h30m'-style text."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Container requests and limits, as Kubernetes quantities."""
+
+    requests: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = field(default_factory=dict)
+
+    def to_manifest(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        if self.requests:
+            out["requests"] = dict(self.requests)
+        if self.limits:
+            out["limits"] = dict(self.limits)
+        return out
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    namespace: str
+    """Namespace pattern; placeholders {project} and (stage ai) {slot}."""
+    base_domain: str
+    """The stage's DNS domain."""
+    host: str
+    """Ingress host pattern; placeholders {baseDomain}, {project}, {slot}."""
+
+
+@dataclass(frozen=True)
+class Images:
+    chat: str
+    postgres: str
+    redis: str
+    jaeger: str
+
+
+@dataclass(frozen=True)
+class SlotsConfig:
+    max_slots: int
+    """Size of the DevSlot pool: slot numbers are 1..max_slots."""
+    default_ttl: int
+    """Seconds a DevSlot lives after its last activity, unless its spec says otherwise."""
+    max_ttl: int
+    """Upper bound for a DevSlot's spec.ttl, in seconds."""
+    expiry_warning: int
+    """Seconds before expiry at which a Warning Event is recorded."""
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    mode: str
+    cluster_issuer: str | None = None
+    secret_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Defaults:
+    tls: TLSConfig
+    ingress_class: str | None
+    ingress_controller_namespace: str
+    chat_replicas: int
+    chat_resources: Resources
+    postgres_storage_size: str
+    postgres_storage_class: str | None
+    postgres_resources: Resources
+    redis_resources: Resources
+    jaeger_enabled: bool
+    jaeger_max_traces: int
+    jaeger_resources: Resources
+    quota: Mapping[str, str]
+    limit_default_request: Mapping[str, str]
+    limit_default: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    project: str
+    stages: Mapping[str, StageConfig]
+    images: Images
+    slots: SlotsConfig
+    defaults: Defaults
+
+
+class _Section:
+    """Reads one mapping of the document, remembering its path for error messages."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"services.yaml: {path or 'the document'}: must be a mapping")
+        self.data = data
+        self.path = path
+        self.seen: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, key: str, why: str) -> ConfigError:
+        return ConfigError(f"services.yaml: {self.where(key)}: {why}")
+
+    def raw(self, key: str, default: Any = ..., required: bool = True) -> Any:
+        self.seen.add(key)
+        if key in self.data and self.data[key] is not None:
+            return self.data[key]
+        if default is not ...:
+            return default
+        if required:
+            raise self.fail(key, "is required")
+        return None
+
+    def str(self, key: str, pattern: re.Pattern[str] | None = None, default: Any = ...,
+            what: str = "", max_length: int = 253) -> Any:
+        value = self.raw(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"must be a non-empty string, got {value!r}")
+        if len(value) > max_length:
+            raise self.fail(key, f"must be at most {max_length} characters")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(key, f"must be {what or 'of the form ' + pattern.pattern}, got {value!r}")
+        return value
+
+    def int(self, key: str, low: int, high: int, default: Any = ...) -> int:
+        value = self.raw(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise self.fail(key, f"must be an integer between {low} and {high}, got {value!r}")
+        return value
+
+    def bool(self, key: str, default: Any = ...) -> bool:
+        value = self.raw(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {value!r}")
+        return value
+
+    def duration(self, key: str, default: Any = ...) -> int:
+        value = self.raw(key, default)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as e:
+            raise self.fail(key, str(e)) from None
+        if seconds <= 0:
+            raise self.fail(key, "must be longer than zero")
+        return seconds
+
+    def section(self, key: str, required: bool = True) -> _Section:
+        return _Section(self.raw(key, ... if required else {}), self.where(key))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise ConfigError(f"services.yaml: {self.where(unknown[0])}: unknown key")
+
+
+def _resources(parent: _Section, key: str) -> Resources:
+    sec = parent.section(key, required=False)
+    out: dict[str, dict[str, str]] = {}
+    for kind in ("requests", "limits"):
+        sub = sec.section(kind, required=False)
+        values = {}
+        for name, pattern, what in (("cpu", CPU, "a CPU quantity like 100m or 1"),
+                                    ("memory", MEMORY, "a memory quantity like 128Mi")):
+            value = sub.str(name, pattern, default=None, what=what)
+            if value is not None:
+                values[name] = str(value)
+        sub.done()
+        out[kind] = values
+    sec.done()
+    return Resources(requests=out["requests"], limits=out["limits"])
+
+
+def _quantities(parent: _Section, key: str, allowed: Mapping[str, re.Pattern[str]]) -> dict[str, str]:
+    """A mapping of Kubernetes quantities; integers are accepted and kept as text."""
+    sec = parent.section(key, required=False)
+    out = {}
+    for name, value in sec.data.items():
+        sec.seen.add(name)
+        if name not in allowed:
+            raise sec.fail(name, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+        if not allowed[name].match(text):
+            raise sec.fail(name, f"must be a Kubernetes quantity, got {value!r}")
+        out[name] = text
+    return out
+
+
+def _stage(root: _Section, name: str) -> StageConfig:
+    sec = root.section("stages").section(name)
+    stage = StageConfig(
+        namespace=sec.str("namespace", max_length=63),
+        base_domain=sec.str("baseDomain", DNS_NAME, what="a DNS name like dev.example.com"),
+        host=sec.str("host", default="{baseDomain}"),
+    )
+    sec.done()
+    for placeholder in re.findall(r"{([^}]*)}", stage.namespace + stage.host):
+        if placeholder not in ("project", "slot", "baseDomain"):
+            raise sec.fail("namespace", f"unknown placeholder {{{placeholder}}}")
+    if name == "ai" and "{slot}" not in stage.namespace:
+        raise sec.fail("namespace", "the ai stage's pattern must contain {slot}")
+    if name == "ai" and "{slot}" not in stage.host:
+        raise sec.fail("host", "the ai stage's host pattern must contain {slot}")
+    return stage
+
+
+def parse_config(document: Any) -> ProjectConfig:
+    """Validate a loaded services.yaml document."""
+    root = _Section(document, "")
+    project = root.str("project", DNS_LABEL, what="a DNS label (a-z, 0-9, -)", max_length=30)
+    stages_sec = root.section("stages")
+    stages = {name: _stage(root, name) for name in STAGES}
+    for name in stages_sec.data:
+        stages_sec.seen.add(name)
+        if name not in STAGES:
+            raise stages_sec.fail(name, f"unknown stage (stages are {', '.join(STAGES)})")
+
+    img = root.section("images")
+    images = Images(**{k: img.str(k, IMAGE, what="an image reference", max_length=512)
+                       for k in ("chat", "postgres", "redis", "jaeger")})
+    img.done()
+
+    sl = root.section("slots")
+    slots = SlotsConfig(
+        max_slots=sl.int("maxSlots", 1, 999),
+        default_ttl=sl.duration("defaultTTL", "24h"),
+        max_ttl=sl.duration("maxTTL", "168h"),
+        expiry_warning=sl.duration("expiryWarning", "15m"),
+    )
+    sl.done()
+    if slots.default_ttl > slots.max_ttl:
+        raise ConfigError("services.yaml: slots.defaultTTL: must not exceed slots.maxTTL")
+
+    d = root.section("defaults", required=False)
+    tls_sec = d.section("tls", required=False)
+    tls = TLSConfig(
+        mode=tls_sec.str("mode", default="off"),
+        cluster_issuer=tls_sec.str("clusterIssuer", default=None),
+        secret_name=tls_sec.str("secretName", default=None),
+    )
+    tls_sec.done()
+    if tls.mode not in TLS_MODES:
+        raise tls_sec.fail("mode", f"must be one of {', '.join(TLS_MODES)}, got {tls.mode!r}")
+    if tls.mode == "clusterIssuer" and not tls.cluster_issuer:
+        raise tls_sec.fail("clusterIssuer", "is required when mode is clusterIssuer")
+    if tls.mode == "secret" and not tls.secret_name:
+        raise tls_sec.fail("secretName", "is required when mode is secret")
+
+    ing = d.section("ingress", required=False)
+    ingress_class = ing.str("className", default=None)
+    controller_ns = ing.str("controllerNamespace", DNS_LABEL, default="ingress-nginx",
+                            what="a namespace name", max_length=63)
+    ing.done()
+
+    chat = d.section("chat", required=False)
+    chat_replicas = chat.int("replicas", 0, 20, default=2)
+    chat_resources = _resources(chat, "resources")
+    chat.done()
+
+    pg = d.section("postgres", required=False)
+    pg_storage = pg.section("storage", required=False)
+    storage_size = pg_storage.str("size", STORAGE, default="1Gi", what="a size like 1Gi")
+    storage_class = pg_storage.str("storageClassName", default=None)
+    pg_storage.done()
+    pg_resources = _resources(pg, "resources")
+    pg.done()
+
+    rd = d.section("redis", required=False)
+    redis_resources = _resources(rd, "resources")
+    rd.done()
+
+    jg = d.section("jaeger", required=False)
+    jaeger_enabled = jg.bool("enabled", default=True)
+    jaeger_max_traces = jg.int("maxTraces", 1000, 1_000_000, default=50000)
+    jaeger_resources = _resources(jg, "resources")
+    jg.done()
+
+    quota = _quantities(d, "quota", QUOTA_KEYS)
+    lr = d.section("limitRange", required=False)
+    limit_keys = {"cpu": CPU, "memory": MEMORY}
+    limit_default_request = _quantities(lr, "defaultRequest", limit_keys)
+    limit_default = _quantities(lr, "default", limit_keys)
+    lr.done()
+    d.done()
+    root.done()
+
+    return ProjectConfig(
+        project=project,
+        stages=stages,
+        images=images,
+        slots=slots,
+        defaults=Defaults(
+            tls=tls, ingress_class=ingress_class, ingress_controller_namespace=controller_ns,
+            chat_replicas=chat_replicas, chat_resources=chat_resources,
+            postgres_storage_size=storage_size, postgres_storage_class=storage_class,
+            postgres_resources=pg_resources, redis_resources=redis_resources,
+            jaeger_enabled=jaeger_enabled, jaeger_max_traces=jaeger_max_traces,
+            jaeger_resources=jaeger_resources, quota=quota,
+            limit_default_request=limit_default_request, limit_default=limit_default,
+        ),
+    )
+
+
+def load_config(path: Path) -> ProjectConfig:
+    """Read and validate services.yaml; every failure is a ConfigError with the reason."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"services.yaml: cannot read {path}: {e.strerror}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"services.yaml: {path} is not valid YAML: {e}") from None
+    return parse_config(document)

@@ -1,0 +1,56 @@
+"""Names shared by every layer: API group, labels, annotations, field manager."""
+
+from __future__ import annotations
+
+GROUP = "chatenv.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+CHATENV_KIND = "ChatEnvironment"
+CHATENV_PLURAL = "chatenvironments"
+DEVSLOT_KIND = "DevSlot"
+DEVSLOT_PLURAL = "devslots"
+
+FIELD_MANAGER = "chatenv-operator"
+MANAGED_BY = "chatenv-operator"
+PART_OF = "chatenv"
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_ENVIRONMENT = f"{GROUP}/environment"
+LABEL_STAGE = f"{GROUP}/stage"
+LABEL_SLOT = f"{GROUP}/slot"
+LABEL_DEVSLOT = f"{GROUP}/devslot"
+
+MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+
+ANNOTATION_SPEC_HASH = f"{GROUP}/applied-hash"
+ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
+ANNOTATION_REFRESHED_AT = f"{GROUP}/refreshed-at"
+
+# Object names inside an environment's namespace.
+CONFIGMAP_NAME = "chat-config"
+POSTGRES_NAME = "postgres"
+POSTGRES_SECRET = "postgres-credentials"
+REDIS_NAME = "redis"
+REDIS_SECRET = "redis-credentials"
+JAEGER_NAME = "jaeger"
+CHAT_NAME = "chat"
+INGRESS_NAME = "chat"
+NETWORK_POLICY_NAME = "chat-ingress-only"
+QUOTA_NAME = "chat-quota"
+LIMIT_RANGE_NAME = "chat-limits"
+
+CHAT_PORT = 8080
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
+JAEGER_OTLP_GRPC_PORT = 4317
+JAEGER_OTLP_HTTP_PORT = 4318
+JAEGER_UI_PORT = 16686
+JAEGER_HEALTH_PORT = 13133
+
+# Events for cluster-scoped objects are recorded in this namespace, as kubectl expects.
+EVENTS_NAMESPACE = "default"
