@@ -192,3 +192,11 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 10,
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every async test shares the session's event loop with the async fixtures.
+    marker = pytest.mark.asyncio(loop_scope="session")
+    for item in items:
+        if pytest_asyncio.is_async_test(item):
+            item.add_marker(marker, append=False)

@@ -1,0 +1,105 @@
+"""The one JSON error shape for every kind of bad request, and the catch-all 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from aiohttp import web
+from conftest import Service, running_service
+
+from chat_service.config import Config
+
+POST_ROUTES = ("/api/register", "/api/login", "/api/messages")
+
+
+def _assert_error(reply_body: object, code: str) -> None:
+    assert isinstance(reply_body, dict)
+    assert set(reply_body) == {"error"}
+    assert set(reply_body["error"]) - {"field"} == {"code", "message"}
+    assert reply_body["error"]["code"] == code
+    assert reply_body["error"]["message"]
+
+
+async def _token(service: Service) -> str:
+    return str((await service.register("errs"))["token"])
+
+
+async def test_wrong_method_405(service: Service) -> None:
+    for method, path in (("PUT", "/api/messages"), ("GET", "/api/register"),
+                         ("DELETE", "/api/login"), ("POST", "/health/livez"),
+                         ("PATCH", "/api/messages/1"), ("POST", "/api/events")):
+        reply = await service.call(method, path)
+        assert reply.status == 405, (method, path)
+        _assert_error(reply.body, "method_not_allowed")
+        assert reply.headers.get("Allow")
+
+
+async def test_unknown_path_404(service: Service) -> None:
+    for path in ("/api/nope", "/api/messages/1/x", "/assets/missing.js", "/assets/../../etc/passwd",
+                 "/assets/%2e%2e/%2e%2e/pyproject.toml"):
+        reply = await service.call("GET", path)
+        assert reply.status == 404, path
+        _assert_error(reply.body, "not_found")
+
+
+async def test_oversized_body_413(service: Service) -> None:
+    token = await _token(service)
+    big = json.dumps({"text": "x" * 70_000})
+    for path in POST_ROUTES:
+        reply = await service.call("POST", path, data=big, token=token,
+                                   headers={"Content-Type": "application/json"})
+        assert reply.status == 413, path
+        _assert_error(reply.body, "payload_too_large")
+
+
+async def test_non_json_content_type_415(service: Service) -> None:
+    token = await _token(service)
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                  None):
+        headers = {"Content-Type": ctype} if ctype else {}
+        for path in POST_ROUTES:
+            reply = await service.call("POST", path, data='{"text": "x"}', token=token,
+                                       headers=headers)
+            assert reply.status == 415, (ctype, path)
+            _assert_error(reply.body, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("raw", [
+    "", " ", "{", "{\"text\": }", "not json", "[1, 2]", "\"text\"", "null", "42",
+    "{\"text\": \"x\"", "\xff\xfe", "[" * 100_00, "{'text': 'single quotes'}",
+])
+async def test_malformed_json_400(service: Service, raw: str) -> None:
+    token = await _token(service)
+    for path in POST_ROUTES:
+        reply = await service.call("POST", path, data=raw.encode("latin-1"), token=token,
+                                   headers={"Content-Type": "application/json"})
+        assert reply.status == 400, (raw[:20], path, reply.body)
+        _assert_error(reply.body, "invalid_json")
+
+
+async def test_json_charset_and_suffix_accepted(service: Service) -> None:
+    reply = await service.call("POST", "/api/register", data='{"nickname":"cs","password":"12345678"}',
+                               headers={"Content-Type": "application/json; charset=utf-8"})
+    assert reply.status == 201
+    reply = await service.call("POST", "/api/login", data='{"nickname":"cs","password":"12345678"}',
+                               headers={"Content-Type": "application/vnd.chat+json"})
+    assert reply.status == 200
+
+
+async def test_unexpected_exception_is_json_500_and_logged(
+        config: Config, caplog: pytest.LogCaptureFixture) -> None:
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("kaboom")
+
+    def add_route(app: web.Application) -> None:
+        app.router.add_get("/test/boom", boom)
+
+    async with running_service(config, customize=add_route) as svc:
+        with caplog.at_level(logging.ERROR, logger="chat_service.errors"):
+            reply = await svc.call("GET", "/test/boom")
+    assert reply.status == 500
+    _assert_error(reply.body, "internal")
+    assert "kaboom" not in json.dumps(reply.body)
+    assert any("unhandled error" in r.getMessage() and r.exc_info for r in caplog.records)
