@@ -5,6 +5,7 @@ test, and the application served on a real loopback port."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -200,3 +201,134 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if pytest_asyncio.is_async_test(item):
             item.add_marker(marker, append=False)
+
+
+@dataclass
+class SseEvent:
+    event: str
+    id: str | None
+    data: Any
+
+
+class SseStream:
+    """A Server-Sent Events client reading in the background into a queue."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.events: asyncio.Queue[SseEvent | None] = asyncio.Queue()
+        self.comments = 0
+        self.retry: int | None = None
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        fields: dict[str, str] = {}
+        try:
+            async for raw in self.response.content:
+                line = raw.decode().rstrip("\r\n")
+                if line == "":
+                    if "data" in fields:
+                        await self.events.put(SseEvent(fields.get("event", "message"),
+                                                       fields.get("id"), json.loads(fields["data"])))
+                    fields = {}
+                elif line.startswith(":"):
+                    self.comments += 1
+                else:
+                    name, _, value = line.partition(":")
+                    if name == "retry":
+                        self.retry = int(value.strip())
+                    else:
+                        fields[name] = value.removeprefix(" ")
+        except (aiohttp.ClientError, asyncio.CancelledError):
+            pass
+        finally:
+            await self.events.put(None)
+
+    async def next(self, timeout: float = 10) -> SseEvent:
+        event = await asyncio.wait_for(self.events.get(), timeout)
+        assert event is not None, "stream ended"
+        return event
+
+    async def ended(self, timeout: float = 10) -> bool:
+        while True:
+            if await asyncio.wait_for(self.events.get(), timeout) is None:
+                return True
+
+    async def close(self) -> None:
+        self.response.close()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@asynccontextmanager
+async def sse(service: Service, query: str = "",
+              headers: dict[str, str] | None = None) -> AsyncIterator[SseStream]:
+    """An open event stream of `service`."""
+    response = await service.http.get(service.url + "/api/events" + query, headers=headers,
+                                      timeout=aiohttp.ClientTimeout(total=None, sock_read=None))
+    assert response.status == 200, await response.text()
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    stream = SseStream(response)
+    try:
+        yield stream
+    finally:
+        await stream.close()
+
+
+class ServerProcess:
+    """`python -m chat_service serve` as a child process, its stdout kept in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.url = f"http://127.0.0.1:{env['HTTP_PORT']}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115  # closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chat_service", "serve"], cwd=ROOT,
+            env={"PATH": os.environ.get("PATH", ""), **env}, stdout=self._log,
+            stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        import time
+        import urllib.request
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.output()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health/livez", timeout=1):  # noqa: S310
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("server did not start")
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._log.close()
+        return code
+
+
+@pytest.fixture
+def server_process(chat_env: dict[str, str],
+                   tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def start(**extra_env: str) -> ServerProcess:
+        proc = ServerProcess({**chat_env, **extra_env}, tmp_path / f"server{len(started)}.log")
+        started.append(proc)
+        proc.wait_ready()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
