@@ -145,11 +145,9 @@ def _run_go_build(what: str, cmd: list[str], cwd: Path) -> None:
         cmd, cwd=cwd, env=_go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert proc.stdout is not None
-    compiled = 0
     last_report = started
     tail: list[str] = []
-    for line in proc.stdout:
-        compiled += 1
+    for compiled, line in enumerate(proc.stdout, start=1):
         tail = [*tail[-40:], line.rstrip()]
         if time.monotonic() - last_report >= 30:
             last_report = time.monotonic()
@@ -309,7 +307,8 @@ def ensure_port_free(port: int, what: str) -> None:
         try:
             s.bind(("127.0.0.1", port))
         except OSError as e:
-            raise ClusterError(f"port {port} for {what} is already taken on 127.0.0.1: {e}") from None
+            raise ClusterError(
+                f"port {port} for {what} is already taken on 127.0.0.1: {e}") from None
 
 
 @dataclass
@@ -422,7 +421,8 @@ def bootstrap_objects(nodes: int) -> str:
                 "kind": "Node",
                 "metadata": {
                     "name": f"kwok-node-{i}",
-                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "annotations": {"kwok.x-k8s.io/node": "fake",
+                                    "node.alpha.kubernetes.io/ttl": "0"},
                     "labels": {
                         "kubernetes.io/hostname": f"kwok-node-{i}",
                         "kubernetes.io/os": "linux",

@@ -163,7 +163,7 @@ class _Section:
             raise self.fail(key, "is required")
         return None
 
-    def str(self, key: str, pattern: re.Pattern[str] | None = None, default: Any = ...,
+    def text(self, key: str, pattern: re.Pattern[str] | None = None, default: Any = ...,
             what: str = "", max_length: int = 253) -> Any:
         value = self.raw(key, default)
         if value is None:
@@ -173,16 +173,17 @@ class _Section:
         if len(value) > max_length:
             raise self.fail(key, f"must be at most {max_length} characters")
         if pattern is not None and not pattern.match(value):
-            raise self.fail(key, f"must be {what or 'of the form ' + pattern.pattern}, got {value!r}")
+            expected = what or f"of the form {pattern.pattern}"
+            raise self.fail(key, f"must be {expected}, got {value!r}")
         return value
 
-    def int(self, key: str, low: int, high: int, default: Any = ...) -> int:
+    def integer(self, key: str, low: int, high: int, default: Any = ...) -> int:
         value = self.raw(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise self.fail(key, f"must be an integer between {low} and {high}, got {value!r}")
         return value
 
-    def bool(self, key: str, default: Any = ...) -> bool:
+    def boolean(self, key: str, default: Any = ...) -> bool:
         value = self.raw(key, default)
         if not isinstance(value, bool):
             raise self.fail(key, f"must be true or false, got {value!r}")
@@ -215,7 +216,7 @@ def _resources(parent: _Section, key: str) -> Resources:
         values = {}
         for name, pattern, what in (("cpu", CPU, "a CPU quantity like 100m or 1"),
                                     ("memory", MEMORY, "a memory quantity like 128Mi")):
-            value = sub.str(name, pattern, default=None, what=what)
+            value = sub.text(name, pattern, default=None, what=what)
             if value is not None:
                 values[name] = str(value)
         sub.done()
@@ -224,7 +225,8 @@ def _resources(parent: _Section, key: str) -> Resources:
     return Resources(requests=out["requests"], limits=out["limits"])
 
 
-def _quantities(parent: _Section, key: str, allowed: Mapping[str, re.Pattern[str]]) -> dict[str, str]:
+def _quantities(parent: _Section, key: str,
+                allowed: Mapping[str, re.Pattern[str]]) -> dict[str, str]:
     """A mapping of Kubernetes quantities; integers are accepted and kept as text."""
     sec = parent.section(key, required=False)
     out = {}
@@ -242,9 +244,9 @@ def _quantities(parent: _Section, key: str, allowed: Mapping[str, re.Pattern[str
 def _stage(root: _Section, name: str) -> StageConfig:
     sec = root.section("stages").section(name)
     stage = StageConfig(
-        namespace=sec.str("namespace", max_length=63),
-        base_domain=sec.str("baseDomain", DNS_NAME, what="a DNS name like dev.example.com"),
-        host=sec.str("host", default="{baseDomain}"),
+        namespace=sec.text("namespace", max_length=63),
+        base_domain=sec.text("baseDomain", DNS_NAME, what="a DNS name like dev.example.com"),
+        host=sec.text("host", default="{baseDomain}"),
     )
     sec.done()
     for placeholder in re.findall(r"{([^}]*)}", stage.namespace + stage.host):
@@ -260,7 +262,7 @@ def _stage(root: _Section, name: str) -> StageConfig:
 def parse_config(document: Any) -> ProjectConfig:
     """Validate a loaded services.yaml document."""
     root = _Section(document, "")
-    project = root.str("project", DNS_LABEL, what="a DNS label (a-z, 0-9, -)", max_length=30)
+    project = root.text("project", DNS_LABEL, what="a DNS label (a-z, 0-9, -)", max_length=30)
     stages_sec = root.section("stages")
     stages = {name: _stage(root, name) for name in STAGES}
     for name in stages_sec.data:
@@ -269,13 +271,13 @@ def parse_config(document: Any) -> ProjectConfig:
             raise stages_sec.fail(name, f"unknown stage (stages are {', '.join(STAGES)})")
 
     img = root.section("images")
-    images = Images(**{k: img.str(k, IMAGE, what="an image reference", max_length=512)
+    images = Images(**{k: img.text(k, IMAGE, what="an image reference", max_length=512)
                        for k in ("chat", "postgres", "redis", "jaeger")})
     img.done()
 
     sl = root.section("slots")
     slots = SlotsConfig(
-        max_slots=sl.int("maxSlots", 1, 999),
+        max_slots=sl.integer("maxSlots", 1, 999),
         default_ttl=sl.duration("defaultTTL", "24h"),
         max_ttl=sl.duration("maxTTL", "168h"),
         expiry_warning=sl.duration("expiryWarning", "15m"),
@@ -287,9 +289,9 @@ def parse_config(document: Any) -> ProjectConfig:
     d = root.section("defaults", required=False)
     tls_sec = d.section("tls", required=False)
     tls = TLSConfig(
-        mode=tls_sec.str("mode", default="off"),
-        cluster_issuer=tls_sec.str("clusterIssuer", default=None),
-        secret_name=tls_sec.str("secretName", default=None),
+        mode=tls_sec.text("mode", default="off"),
+        cluster_issuer=tls_sec.text("clusterIssuer", default=None),
+        secret_name=tls_sec.text("secretName", default=None),
     )
     tls_sec.done()
     if tls.mode not in TLS_MODES:
@@ -300,20 +302,20 @@ def parse_config(document: Any) -> ProjectConfig:
         raise tls_sec.fail("secretName", "is required when mode is secret")
 
     ing = d.section("ingress", required=False)
-    ingress_class = ing.str("className", default=None)
-    controller_ns = ing.str("controllerNamespace", DNS_LABEL, default="ingress-nginx",
+    ingress_class = ing.text("className", default=None)
+    controller_ns = ing.text("controllerNamespace", DNS_LABEL, default="ingress-nginx",
                             what="a namespace name", max_length=63)
     ing.done()
 
     chat = d.section("chat", required=False)
-    chat_replicas = chat.int("replicas", 0, 20, default=2)
+    chat_replicas = chat.integer("replicas", 0, 20, default=2)
     chat_resources = _resources(chat, "resources")
     chat.done()
 
     pg = d.section("postgres", required=False)
     pg_storage = pg.section("storage", required=False)
-    storage_size = pg_storage.str("size", STORAGE, default="1Gi", what="a size like 1Gi")
-    storage_class = pg_storage.str("storageClassName", default=None)
+    storage_size = pg_storage.text("size", STORAGE, default="1Gi", what="a size like 1Gi")
+    storage_class = pg_storage.text("storageClassName", default=None)
     pg_storage.done()
     pg_resources = _resources(pg, "resources")
     pg.done()
@@ -323,8 +325,8 @@ def parse_config(document: Any) -> ProjectConfig:
     rd.done()
 
     jg = d.section("jaeger", required=False)
-    jaeger_enabled = jg.bool("enabled", default=True)
-    jaeger_max_traces = jg.int("maxTraces", 1000, 1_000_000, default=50000)
+    jaeger_enabled = jg.boolean("enabled", default=True)
+    jaeger_max_traces = jg.integer("maxTraces", 1000, 1_000_000, default=50000)
     jaeger_resources = _resources(jg, "resources")
     jg.done()
 

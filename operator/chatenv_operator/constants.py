@@ -34,9 +34,9 @@ ANNOTATION_REFRESHED_AT = f"{GROUP}/refreshed-at"
 # Object names inside an environment's namespace.
 CONFIGMAP_NAME = "chat-config"
 POSTGRES_NAME = "postgres"
-POSTGRES_SECRET = "postgres-credentials"
+POSTGRES_SECRET = "postgres-credentials"  # noqa: S105 - a Secret's name
 REDIS_NAME = "redis"
-REDIS_SECRET = "redis-credentials"
+REDIS_SECRET = "redis-credentials"  # noqa: S105 - a Secret's name
 JAEGER_NAME = "jaeger"
 CHAT_NAME = "chat"
 INGRESS_NAME = "chat"

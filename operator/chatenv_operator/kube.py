@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import urllib3
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from .constants import ANNOTATION_SPEC_HASH, FIELD_MANAGER
 
@@ -97,7 +97,8 @@ def kind_of(manifest: Mapping[str, Any]) -> Kind:
     try:
         return KINDS[(manifest["apiVersion"], manifest["kind"])]
     except KeyError:
-        raise ValueError(f"unknown kind {manifest.get('apiVersion')}/{manifest.get('kind')}") from None
+        what = f"{manifest.get('apiVersion')}/{manifest.get('kind')}"
+        raise ValueError(f"unknown kind {what}") from None
 
 
 def lookup(api_version: str, kind: str) -> Kind:
@@ -181,9 +182,11 @@ class Kube:
         """In-cluster credentials when running in a Pod, else the kubeconfig."""
         configuration = client.Configuration()
         try:
-            config.load_incluster_config(client_configuration=configuration)
+            config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration)
         except config.ConfigException:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration)
         configuration.retries = False
         return cls(client.ApiClient(configuration))
 
@@ -204,11 +207,13 @@ class Kube:
             try:
                 response = self.api.call_api(method, url, header_params=headers, body=body,
                                              _request_timeout=self.timeout)
-                response.read()
+                response.read()  # type: ignore[no-untyped-call]
                 data = response.data
-                return json.loads(data) if data else None
+                if response.status < 400:
+                    return json.loads(data) if data else None
+                error = _api_error(response.status, response.reason, data)
             except ApiException as e:
-                error = _api_error(e)
+                error = _api_error(int(e.status or 0), e.reason, e.body)
             except (urllib3.exceptions.HTTPError, OSError) as e:
                 error = ApiError(0, "ConnectionError", str(e))
             if not error.transient or attempt > self.retries:
@@ -296,15 +301,15 @@ class Kube:
                          body=event)
 
 
-def _api_error(e: ApiException) -> ApiError:
-    message = e.reason or ""
-    reason = str(e.reason or "")
-    body = e.body.decode() if isinstance(e.body, bytes) else e.body
-    if body:
+def _api_error(status: int, reason: str | None, body: bytes | str | None) -> ApiError:
+    """The server's Status object, decoded: reason and message as it worded them."""
+    message = reason or ""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else body
+    if text:
         try:
-            status = json.loads(body)
-            message = status.get("message", message)
-            reason = status.get("reason", reason)
+            decoded = json.loads(text)
+            message = decoded.get("message", message)
+            reason = decoded.get("reason", reason)
         except ValueError:
-            message = str(body)[:500]
-    return ApiError(int(e.status or 0), reason, message)
+            message = text[:500]
+    return ApiError(status, str(reason or ""), message)

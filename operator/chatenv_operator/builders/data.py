@@ -1,0 +1,84 @@
+"""Configuration and credentials: the ConfigMap the chat service reads, the secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ..constants import (
+    CHAT_NAME,
+    CHAT_PORT,
+    CONFIGMAP_NAME,
+    JAEGER_NAME,
+    JAEGER_OTLP_HTTP_PORT,
+    POSTGRES_NAME,
+    POSTGRES_PORT,
+    POSTGRES_SECRET,
+    REDIS_NAME,
+    REDIS_PORT,
+    REDIS_SECRET,
+)
+from ..environment import Environment
+from .common import Manifest, metadata
+
+POSTGRES_USER = "chat"
+POSTGRES_DB = "chat"
+
+
+def config_data(env: Environment) -> dict[str, str]:
+    """Variables with the names chat_service reads (and the original stack used)."""
+    data = {
+        "HOST": env.host,
+        "STAGE": env.stage,
+        "URL": env.url,
+        "HTTP_PORT": str(CHAT_PORT),
+        "POSTGRES_HOST": POSTGRES_NAME,
+        "POSTGRES_PORT": str(POSTGRES_PORT),
+        "POSTGRES_DB": POSTGRES_DB,
+        "POSTGRES_USER": POSTGRES_USER,
+        "REDIS_HOST": REDIS_NAME,
+        "REDIS_PORT": str(REDIS_PORT),
+        "REDIS_DB": "0",
+        "OTEL_SERVICE_NAME": CHAT_NAME,
+    }
+    if env.jaeger_enabled:
+        data["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{JAEGER_NAME}:{JAEGER_OTLP_HTTP_PORT}"
+    return data
+
+
+def configmap(env: Environment) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(env, CONFIGMAP_NAME, "config"),
+        "data": config_data(env),
+    }
+
+
+def config_hash(env: Environment) -> str:
+    """Changes when the chat service's configuration changes, to roll its pods."""
+    return hashlib.sha256(json.dumps(config_data(env), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def postgres_secret(env: Environment, password: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(env, POSTGRES_SECRET, "postgres"),
+        "stringData": {"username": POSTGRES_USER, "password": password},
+    }
+
+
+def redis_secret(env: Environment, password: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(env, REDIS_SECRET, "redis"),
+        # The password reaches redis-server through its config file, never its command line.
+        "stringData": {
+            "password": password,
+            "redis.conf": f'requirepass {password}\nsave ""\nappendonly no\ndir /data\n',
+        },
+    }

@@ -1,0 +1,170 @@
+"""A ChatEnvironment resolved against services.yaml: every value decided.
+
+Pure: ``resolve`` takes the custom resource's body and the project
+configuration and returns an ``Environment`` whose fields the builders use
+directly, or raises ``InvalidSpec`` for what the CRD schema cannot catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import DNS_LABEL, DNS_NAME, ProjectConfig, Resources, TLSConfig
+from .constants import API_VERSION, CHATENV_KIND
+
+# Namespaces an environment may never take, whatever services.yaml says.
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+
+
+class InvalidSpec(Exception):
+    """The spec passed the schema but cannot be realised; the message says why."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+    def reference(self, *, controller: bool = True) -> dict[str, Any]:
+        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name,
+                "uid": self.uid, "controller": controller, "blockOwnerDeletion": True}
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Everything the builders need to render one environment."""
+
+    name: str
+    owner: Owner
+    stage: str
+    slot: int | None
+    namespace: str
+    host: str
+    tls: TLSConfig
+    suspended: bool
+    ingress_class: str | None
+    ingress_controller_namespace: str
+    chat_image: str
+    chat_replicas: int
+    chat_resources: Resources
+    chat_env: tuple[tuple[str, str], ...]
+    postgres_image: str
+    postgres_storage_size: str
+    postgres_storage_class: str | None
+    postgres_keep_on_delete: bool
+    postgres_resources: Resources
+    redis_image: str
+    redis_resources: Resources
+    jaeger_enabled: bool
+    jaeger_image: str
+    jaeger_max_traces: int
+    jaeger_resources: Resources
+    quota: Mapping[str, str] = field(default_factory=dict)
+    limit_default_request: Mapping[str, str] = field(default_factory=dict)
+    limit_default: Mapping[str, str] = field(default_factory=dict)
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"{'http' if self.tls.mode == 'off' else 'https'}://{self.host}"
+
+
+def _pattern(template: str, **values: object) -> str:
+    out = template
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", str(value))
+    return out
+
+
+def _resources(spec: Mapping[str, Any] | None, default: Resources) -> Resources:
+    """CR resources replace the default per list (requests, limits) when given."""
+    if not spec:
+        return default
+    return Resources(requests=dict(spec.get("requests") or default.requests),
+                     limits=dict(spec.get("limits") or default.limits))
+
+
+def default_namespace(config: ProjectConfig, stage: str, slot: int | None) -> str:
+    return _pattern(config.stages[stage].namespace, project=config.project, slot=slot)
+
+
+def default_host(config: ProjectConfig, stage: str, slot: int | None) -> str:
+    st = config.stages[stage]
+    return _pattern(st.host, project=config.project, slot=slot, baseDomain=st.base_domain)
+
+
+def resolve(body: Mapping[str, Any], config: ProjectConfig, *,
+            operator_namespace: str | None = None) -> Environment:
+    """The effective environment for a ChatEnvironment body."""
+    meta = body.get("metadata", {})
+    spec = body.get("spec", {})
+    status = body.get("status") or {}
+    stage = spec.get("stage")
+    if stage not in config.stages:
+        raise InvalidSpec(f"stage {stage!r} has no entry under stages in services.yaml")
+    slot = spec.get("slot")
+
+    # The namespace is fixed at first reconcile: later edits of services.yaml move nothing.
+    namespace = spec.get("namespace") or status.get("namespace") or default_namespace(
+        config, stage, slot)
+    if not DNS_LABEL.match(namespace) or len(namespace) > 63:
+        raise InvalidSpec(f"namespace {namespace!r} is not a valid namespace name "
+                          "(check the stage's namespace pattern in services.yaml)")
+    if namespace in PROTECTED_NAMESPACES or namespace.startswith("kube-") or (
+            namespace == operator_namespace):
+        raise InvalidSpec(f"namespace {namespace!r} is reserved and cannot hold an environment")
+
+    host = spec.get("host") or default_host(config, stage, slot)
+    if not DNS_NAME.match(host) or len(host) > 253:
+        raise InvalidSpec(f"host {host!r} is not a valid DNS name")
+
+    d = config.defaults
+    tls_spec = spec.get("tls")
+    tls = TLSConfig(mode=tls_spec["mode"], cluster_issuer=tls_spec.get("clusterIssuer"),
+                    secret_name=tls_spec.get("secretName")) if tls_spec else d.tls
+
+    chat = spec.get("chat") or {}
+    postgres = spec.get("postgres") or {}
+    storage = postgres.get("storage") or {}
+    redis = spec.get("redis") or {}
+    jaeger = spec.get("jaeger") or {}
+    labels = {}
+    for key, value in (meta.get("labels") or {}).items():
+        if key.startswith("chatenv.dev/") and key != "chatenv.dev/environment":
+            labels[key] = value
+
+    return Environment(
+        name=meta["name"],
+        owner=Owner(API_VERSION, CHATENV_KIND, meta["name"], meta.get("uid", "")),
+        stage=stage,
+        slot=slot,
+        namespace=namespace,
+        host=host,
+        tls=tls,
+        suspended=bool(spec.get("suspended", False)),
+        ingress_class=d.ingress_class,
+        ingress_controller_namespace=d.ingress_controller_namespace,
+        chat_image=chat.get("image") or config.images.chat,
+        chat_replicas=chat.get("replicas", d.chat_replicas),
+        chat_resources=_resources(chat.get("resources"), d.chat_resources),
+        chat_env=tuple((e["name"], e["value"]) for e in chat.get("env") or ()),
+        postgres_image=postgres.get("image") or config.images.postgres,
+        postgres_storage_size=storage.get("size") or d.postgres_storage_size,
+        postgres_storage_class=storage.get("storageClassName") or d.postgres_storage_class,
+        postgres_keep_on_delete=bool(postgres.get("keepOnDelete", False)),
+        postgres_resources=_resources(postgres.get("resources"), d.postgres_resources),
+        redis_image=redis.get("image") or config.images.redis,
+        redis_resources=_resources(redis.get("resources"), d.redis_resources),
+        jaeger_enabled=jaeger.get("enabled", d.jaeger_enabled),
+        jaeger_image=jaeger.get("image") or config.images.jaeger,
+        jaeger_max_traces=jaeger.get("maxTraces", d.jaeger_max_traces),
+        jaeger_resources=_resources(jaeger.get("resources"), d.jaeger_resources),
+        quota=d.quota,
+        limit_default_request=d.limit_default_request,
+        limit_default=d.limit_default,
+        extra_labels=labels,
+    )

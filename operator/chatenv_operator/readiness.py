@@ -1,0 +1,71 @@
+"""Is a live workload ready? Pure functions over the objects the API returned."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    message: str
+
+    def to_status(self) -> dict[str, Any]:
+        return {"ready": self.ready, "message": self.message}
+
+
+def _observed(obj: Mapping[str, Any]) -> bool:
+    meta, status = obj.get("metadata", {}), obj.get("status") or {}
+    return int(status.get("observedGeneration", 0)) >= int(meta.get("generation", 0))
+
+
+def deployment(obj: Mapping[str, Any] | None) -> Readiness:
+    """Rolled out: the controller saw the latest spec and every replica is updated and available."""
+    if obj is None:
+        return Readiness(False, "not created yet")
+    want = int(obj.get("spec", {}).get("replicas", 1))
+    status = obj.get("status") or {}
+    total = int(status.get("replicas", 0))
+    updated = int(status.get("updatedReplicas", 0))
+    available = int(status.get("availableReplicas", 0))
+    if not _observed(obj):
+        return Readiness(False, "rollout not observed yet")
+    if want == 0:
+        return Readiness(total == 0, "scaled to zero" if total == 0 else f"{total} pods stopping")
+    if updated < want or total > want:
+        return Readiness(False, f"rolling out: {updated}/{want} updated")
+    if available < want:
+        return Readiness(False, f"{available}/{want} available")
+    return Readiness(True, f"{available}/{want} available")
+
+
+def statefulset(obj: Mapping[str, Any] | None) -> Readiness:
+    if obj is None:
+        return Readiness(False, "not created yet")
+    want = int(obj.get("spec", {}).get("replicas", 1))
+    status = obj.get("status") or {}
+    total = int(status.get("replicas", 0))
+    ready = int(status.get("readyReplicas", 0))
+    if not _observed(obj):
+        return Readiness(False, "rollout not observed yet")
+    if want == 0:
+        return Readiness(total == 0, "scaled to zero" if total == 0 else f"{total} pods stopping")
+    if status.get("updateRevision") and status.get("currentRevision") != status.get(
+            "updateRevision"):
+        return Readiness(False, f"rolling out: {ready}/{want} ready")
+    if ready < want:
+        return Readiness(False, f"{ready}/{want} ready")
+    return Readiness(True, f"{ready}/{want} ready")
+
+
+def ingress(obj: Mapping[str, Any] | None) -> Readiness:
+    """Stored is enough: an address appears only where an ingress controller runs."""
+    if obj is None:
+        return Readiness(False, "not created yet")
+    lb = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    if lb:
+        address = lb[0].get("ip") or lb[0].get("hostname") or "?"
+        return Readiness(True, f"serving at {address}")
+    return Readiness(True, "created; no load-balancer address reported yet")

@@ -1,0 +1,337 @@
+"""One reconcile pass over one ChatEnvironment.
+
+Reads the live objects, applies what differs (server-side apply, in plan
+order, with a readiness gate between the data services and the app), creates
+missing secrets once, and writes the status only when it changed. Safe to run
+at any time and any number of times: a pass over an environment that is
+already as specified sends no write requests at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from . import readiness
+from .builders import data, render
+from .builders.common import Manifest
+from .conditions import get_condition, is_true, set_condition
+from .config import ProjectConfig
+from .constants import (
+    CHAT_NAME,
+    CHATENV_KIND,
+    GROUP,
+    INGRESS_NAME,
+    JAEGER_NAME,
+    LABEL_ENVIRONMENT,
+    POSTGRES_NAME,
+    POSTGRES_SECRET,
+    REDIS_NAME,
+    REDIS_SECRET,
+)
+from .environment import Environment, InvalidSpec, resolve
+from .events import NORMAL, WARNING, event
+from .kube import ApiError, Kube, lookup
+
+log = logging.getLogger(__name__)
+
+CHATENV = lookup(f"{GROUP}/v1alpha1", CHATENV_KIND)
+NAMESPACE = lookup("v1", "Namespace")
+SECRET = lookup("v1", "Secret")
+PVC = lookup("v1", "PersistentVolumeClaim")
+PV = lookup("v1", "PersistentVolume")
+DEPLOYMENT = lookup("apps/v1", "Deployment")
+STATEFULSET = lookup("apps/v1", "StatefulSet")
+INGRESS = lookup("networking.k8s.io/v1", "Ingress")
+CONFIGMAP = lookup("v1", "ConfigMap")
+SERVICE = lookup("v1", "Service")
+
+RETAINED_LABEL = f"{GROUP}/retained-for"
+POLL_WHILE_PROGRESSING = 5.0
+POLL_ON_CONFLICT = 30.0
+
+
+@dataclass
+class Result:
+    """What the controller should do next with this key."""
+
+    requeue_after: float | None = None
+    writes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Pass:
+    """The state of one reconcile pass, threaded through the steps."""
+
+    kube: Kube
+    env: Environment
+    live: dict[str, Manifest | None] = field(default_factory=dict)
+    writes: list[str] = field(default_factory=list)
+
+    def ensure(self, manifest: Manifest) -> Manifest:
+        obj, written = self.kube.ensure(manifest)
+        if written:
+            self.writes.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
+        self.live[f"{manifest['kind']}/{manifest['metadata']['name']}"] = obj
+        return obj
+
+
+def reconcile_environment(kube: Kube, body: Mapping[str, Any], config: ProjectConfig, *,
+                          operator_namespace: str | None = None,
+                          password: Callable[[], str] = lambda: secrets.token_urlsafe(24),
+                          now: datetime | None = None) -> Result:
+    """Bring one environment to its spec and report its state in the status."""
+    generation = body["metadata"].get("generation")
+    old_status = dict(body.get("status") or {})
+    try:
+        env = resolve(body, config, operator_namespace=operator_namespace)
+    except InvalidSpec as e:
+        status = _failed(old_status, generation, "InvalidSpec", str(e), now)
+        _publish(kube, body, old_status, status, now)
+        return Result()  # nothing to retry until the spec changes
+
+    ns = kube.get(NAMESPACE, env.namespace)
+    conflict = _namespace_conflict(env, ns)
+    if conflict:
+        status = _failed(old_status, generation, "NamespaceConflict", conflict, now,
+                         namespace=None)
+        _publish(kube, body, old_status, status, now)
+        return Result(requeue_after=POLL_ON_CONFLICT)
+    if ns and ns["metadata"].get("deletionTimestamp"):
+        status = _progressing(old_status, env, generation, {}, "NamespaceTerminating",
+                              f"waiting for the old namespace {env.namespace} to finish deleting",
+                              now)
+        _publish(kube, body, old_status, status, now)
+        return Result(requeue_after=2.0)
+
+    p = Pass(kube, env)
+    try:
+        components = _apply(p, password)
+    except ApiError as e:
+        if e.transient:
+            raise
+        status = _failed(old_status, generation, "ApplyFailed", e.message, now,
+                         namespace=env.namespace, url=env.url)
+        _publish(kube, body, old_status, status, now, writes=p.writes)
+        raise
+
+    status = _summarize(old_status, env, generation, components, now)
+    _publish(kube, body, old_status, status, now, writes=p.writes)
+    ready = status["conditions"][0]["status"] == "True"
+    done = ready or (env.suspended and all(c.ready for c in components.values()))
+    return Result(requeue_after=None if done else POLL_WHILE_PROGRESSING, writes=p.writes)
+
+
+def _namespace_conflict(env: Environment, ns: Manifest | None) -> str | None:
+    if ns is None:
+        return None
+    owners = ns["metadata"].get("ownerReferences") or []
+    if any(o.get("uid") == env.owner.uid for o in owners):
+        return None
+    holder = ns["metadata"].get("labels", {}).get(LABEL_ENVIRONMENT)
+    who = f"ChatEnvironment {holder}" if holder else "something else"
+    return (f"namespace {env.namespace} already exists and belongs to {who}; "
+            "choose another spec.namespace")
+
+
+def _apply(p: Pass, password: Callable[[], str]) -> dict[str, readiness.Readiness]:
+    """Apply the plan in order; returns per-component readiness."""
+    env = p.env
+    steps = render.plan(env)
+    components: dict[str, readiness.Readiness] = {}
+    data_ready = True
+    for step in steps:
+        if step.component == "chat":
+            exists = p.kube.get(DEPLOYMENT, CHAT_NAME, env.namespace) is not None
+            if not (exists or data_ready or env.suspended):
+                waiting = [n for n in ("postgres", "redis") if not components[n].ready]
+                components["chat"] = readiness.Readiness(
+                    False, f"waiting for {' and '.join(waiting)}")
+                components["ingress"] = readiness.Readiness(False, "waiting for chat")
+                continue
+        if step.component == "ingress" and "ingress" in components:
+            continue
+        for manifest in step.manifests:
+            p.ensure(manifest)
+        if step.component == "config":
+            _ensure_secrets(p, password)
+        elif step.component == "postgres":
+            components["postgres"] = readiness.statefulset(p.live[f"StatefulSet/{POSTGRES_NAME}"])
+            _retain_volume(p)
+        elif step.component == "redis":
+            components["redis"] = readiness.deployment(p.live[f"Deployment/{REDIS_NAME}"])
+        elif step.component == "jaeger":
+            components["jaeger"] = readiness.deployment(p.live[f"Deployment/{JAEGER_NAME}"])
+        elif step.component == "chat":
+            components["chat"] = readiness.deployment(p.live[f"Deployment/{CHAT_NAME}"])
+        elif step.component == "ingress":
+            components["ingress"] = readiness.ingress(p.live[f"Ingress/{INGRESS_NAME}"])
+        data_ready = all(components[n].ready for n in ("postgres", "redis") if n in components)
+    if not env.jaeger_enabled:
+        _prune_jaeger(p)
+        components["jaeger"] = readiness.Readiness(True, "disabled")
+    return components
+
+
+def _ensure_secrets(p: Pass, password: Callable[[], str]) -> None:
+    """Create each secret once; an existing secret is never rewritten (its password stays)."""
+    for name, build in ((POSTGRES_SECRET, data.postgres_secret),
+                        (REDIS_SECRET, data.redis_secret)):
+        if p.kube.get(SECRET, name, p.env.namespace) is not None:
+            continue
+        if p.kube.create(build(p.env, password())) is not None:
+            p.writes.append(f"Secret/{name}")
+
+
+def _retain_volume(p: Pass) -> None:
+    """keepOnDelete: the bound volume's reclaim policy is Retain, so it outlives the namespace."""
+    env = p.env
+    pvc = p.kube.get(PVC, f"data-{POSTGRES_NAME}-0", env.namespace)
+    volume = (pvc or {}).get("spec", {}).get("volumeName")
+    if not volume or (pvc or {}).get("status", {}).get("phase") != "Bound":
+        return
+    pv = p.kube.get(PV, volume)
+    if pv is None:
+        return
+    policy = pv["spec"].get("persistentVolumeReclaimPolicy")
+    ours = pv["metadata"].get("labels", {}).get(RETAINED_LABEL) == env.name
+    if env.postgres_keep_on_delete and policy != "Retain":
+        p.kube.merge_patch(PV, volume, {
+            "metadata": {"labels": {RETAINED_LABEL: env.name}},
+            "spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+        p.writes.append(f"PersistentVolume/{volume}")
+    elif not env.postgres_keep_on_delete and ours:
+        p.kube.merge_patch(PV, volume, {
+            "metadata": {"labels": {RETAINED_LABEL: None}},
+            "spec": {"persistentVolumeReclaimPolicy": "Delete"}})
+        p.writes.append(f"PersistentVolume/{volume}")
+
+
+def _prune_jaeger(p: Pass) -> None:
+    for kind, name in ((DEPLOYMENT, JAEGER_NAME), (SERVICE, JAEGER_NAME),
+                       (CONFIGMAP, f"{JAEGER_NAME}-config")):
+        live = p.kube.get(kind, name, p.env.namespace)
+        if live is not None and live["metadata"].get("labels", {}).get(
+                LABEL_ENVIRONMENT) == p.env.name:
+            p.kube.delete(kind, name, p.env.namespace, uid=live["metadata"]["uid"])
+            p.writes.append(f"{kind.kind}/{name} (deleted)")
+
+
+# ---------------------------------------------------------------------- status
+
+
+def _conditions(old: Mapping[str, Any], generation: int | None, now: datetime | None,
+                ready: tuple[bool, str, str], progressing: tuple[bool, str, str],
+                degraded: tuple[bool, str, str]) -> list[dict[str, Any]]:
+    conds = list(old.get("conditions") or [])
+    for type_, (value, reason, message) in (("Ready", ready), ("Progressing", progressing),
+                                            ("Degraded", degraded)):
+        conds = set_condition(conds, type=type_, status=value, reason=reason, message=message,
+                              generation=generation, now=now)
+    return conds
+
+
+def _failed(old: Mapping[str, Any], generation: int | None, reason: str, message: str,
+            now: datetime | None, *, namespace: str | None = None,
+            url: str | None = None) -> dict[str, Any]:
+    status = {**old, "observedGeneration": generation, "phase": "Failed",
+              "conditions": _conditions(old, generation, now, (False, reason, message),
+                                        (False, reason, "stopped: " + message),
+                                        (True, reason, message))}
+    if namespace:
+        status["namespace"] = namespace
+    if url:
+        status["url"] = url
+    return status
+
+
+def _progressing(old: Mapping[str, Any], env: Environment, generation: int | None,
+                 components: Mapping[str, readiness.Readiness], reason: str, message: str,
+                 now: datetime | None) -> dict[str, Any]:
+    return {
+        **old,
+        "observedGeneration": generation,
+        "namespace": env.namespace,
+        "url": env.url,
+        "phase": "Provisioning",
+        "components": {k: v.to_status() for k, v in components.items()} or old.get(
+            "components", {}),
+        "conditions": _conditions(old, generation, now, (False, reason, message),
+                                  (True, reason, message), (False, "AsExpected", "no errors")),
+    }
+
+
+def _summarize(old: Mapping[str, Any], env: Environment, generation: int | None,
+               components: Mapping[str, readiness.Readiness],
+               now: datetime | None) -> dict[str, Any]:
+    order = ("postgres", "redis", "jaeger", "chat", "ingress")
+    pending = [n for n in order if n in components and not components[n].ready]
+    status: dict[str, Any] = {
+        **old,
+        "observedGeneration": generation,
+        "namespace": env.namespace,
+        "url": env.url,
+        "components": {n: components[n].to_status() for n in order if n in components},
+    }
+    healthy = (False, "AsExpected", "no errors")
+    if env.suspended:
+        settled = not pending
+        status["phase"] = "Suspended"
+        status["conditions"] = _conditions(
+            old, generation, now, (False, "Suspended", "suspended: workloads scaled to zero"),
+            (not settled, "Suspended", "scaling down" if not settled else "scaled to zero"),
+            healthy)
+    elif pending:
+        first = pending[0]
+        message = "; ".join(f"{n}: {components[n].message}" for n in pending)
+        reason = f"Waiting{first.capitalize()}"
+        status["phase"] = "Provisioning"
+        status["conditions"] = _conditions(old, generation, now, (False, reason, message),
+                                           (True, reason, message), healthy)
+    else:
+        status["phase"] = "Ready"
+        status["conditions"] = _conditions(
+            old, generation, now, (True, "Ready", f"all components ready at {env.url}"),
+            (False, "Ready", "rolled out"), healthy)
+    return status
+
+
+def _publish(kube: Kube, body: Mapping[str, Any], old: Mapping[str, Any],
+             new: Mapping[str, Any], now: datetime | None, writes: list[str] | None = None) -> None:
+    """Write the status and record Events, each only when something changed."""
+    name = body["metadata"]["name"]
+    if dict(new) != dict(old):
+        try:
+            kube.patch_status(CHATENV, name, new)
+        except ApiError as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+            return
+    events = []
+    if writes:
+        events.append(event(body, type=NORMAL, reason="Applied", now=now,
+                            message="applied " + ", ".join(writes)))
+    before, after = get_condition(old, "Ready"), get_condition(new, "Ready")
+    assert after is not None
+    if before is None or (before["status"], before["reason"], before["message"]) != (
+            after["status"], after["reason"], after["message"]):
+        if after["status"] == "True":
+            events.append(event(body, type=NORMAL, reason="Ready", message=after["message"],
+                                now=now))
+        elif is_true(new, "Degraded"):
+            events.append(event(body, type=WARNING, reason=after["reason"],
+                                message=after["message"], now=now))
+        elif before is None or before["reason"] != after["reason"]:
+            events.append(event(body, type=NORMAL, reason=after["reason"],
+                                message=after["message"], now=now))
+    for i, ev in enumerate(events):
+        ev["metadata"]["name"] += f"{i}"
+    try:
+        kube.events(events)
+    except ApiError as e:  # an event is best effort: never fail a reconcile over it
+        log.warning("could not record an event for %s: %s", name, e)
+
