@@ -58,7 +58,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # ASCII-only lines: nothing in a path or nickname can split a record in two.
+        return json.dumps(entry, default=str)
 
 
 def configure_logging(level: str) -> None:

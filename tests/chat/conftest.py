@@ -303,7 +303,8 @@ class ServerProcess:
         raise AssertionError("server did not start")
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def stop(self, timeout: float = 30) -> int:
