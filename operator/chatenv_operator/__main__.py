@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
                    log_format=kopf.LogFormat.JSON if settings.log_format == "json"
                    else kopf.LogFormat.FULL)
     logging.getLogger().setLevel(settings.log_level)
+    # Per-event "Handler ... succeeded" lines and probe access logs would drown the rest.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     runtime = Runtime(settings=settings, config=config, kube=Kube.from_environment())
     kopf.run(clusterwide=True, standalone=True, memo=runtime,
              liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz")

@@ -14,6 +14,7 @@ process; its children go through Kubernetes' garbage collector.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ class Stats:
     reconciles: int = 0
     failures: int = 0
     seconds: float = 0.0
+    by_key: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Controller:
         """The object is gone: drop its timers and backoff state."""
         self._known.discard(key)
         self._failures.pop(key, None)
+        self.stats.by_key.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -148,6 +151,7 @@ class Controller:
             return
         finally:
             self.stats.reconciles += 1
+            self.stats.by_key[key] += 1
             self.stats.seconds += time.monotonic() - started
         self._failures.pop(key, None)
         if outcome.requeue_after is not None:

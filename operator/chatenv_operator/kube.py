@@ -255,6 +255,18 @@ class Kube:
         live = self.get(kind, meta["name"], meta.get("namespace"))
         if live is not None and up_to_date(desired, live):
             return live, False
+        try:
+            return self.apply(desired), True
+        except ApiError as e:
+            if live is None or e.status != 422:
+                raise
+            rejection = e.message
+        # A hand edit of a list's key (a Service port, say) leaves the edited item owned by
+        # another manager, and our apply then adds a duplicate. A merge patch replaces
+        # whole lists; the apply after it takes ownership back.
+        log.info("%s/%s: apply rejected (%s); replacing the edited fields", desired["kind"],
+                 meta["name"], rejection)
+        self.merge_patch(kind, meta["name"], _without_metadata(desired), meta.get("namespace"))
         return self.apply(desired), True
 
     def create(self, manifest: Manifest) -> Manifest | None:
@@ -299,6 +311,10 @@ class Kube:
         for event in items:
             self.request("POST", KINDS[("v1", "Event")].path(event["metadata"]["namespace"]),
                          body=event)
+
+
+def _without_metadata(manifest: Manifest) -> Manifest:
+    return {k: v for k, v in manifest.items() if k not in ("metadata", "apiVersion", "kind")}
 
 
 def _api_error(status: int, reason: str | None, body: bytes | str | None) -> ApiError:

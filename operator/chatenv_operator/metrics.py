@@ -24,6 +24,12 @@ def exposition(kube: Kube, controllers: Iterable[Controller]) -> str:
     controllers = list(controllers)
     for c in controllers:
         lines.append(f'chatenv_reconciles_total{{controller="{c.name}"}} {c.stats.reconciles}')
+    lines += ["# HELP chatenv_object_reconciles_total Reconcile passes per live object.",
+              "# TYPE chatenv_object_reconciles_total counter"]
+    for c in controllers:
+        for key, count in sorted(c.stats.by_key.items()):
+            lines.append(f'chatenv_object_reconciles_total{{controller="{c.name}",'
+                         f'name="{key}"}} {count}')
     lines += ["# HELP chatenv_reconcile_failures_total Failed reconcile passes.",
               "# TYPE chatenv_reconcile_failures_total counter"]
     for c in controllers:

@@ -102,8 +102,151 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
             raise
 
 
+def wait_crds_established(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
+            "-l", "app.kubernetes.io/part-of=chatenv")
+
+
 @pytest.fixture(scope="session")
 def crds(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     """The project's CRDs, installed and Established."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    wait_crds_established(kubectl)
+
+
+# --------------------------------------------------------------------------- the operator
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    """The real operator (`python -m chatenv_operator run`) as a child process.
+
+    It authenticates with a token of the ServiceAccount that deploy/ creates, so
+    every test exercises exactly the permissions deploy/ grants.
+    """
+
+    def __init__(self, kubeconfig: Path, config: Path, workdir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.config = config
+        self.workdir = workdir
+        self.log = workdir / "operator.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
+        self.health_port = 0
+        self.starts = 0
+
+    def start(self) -> None:
+        import time
+        import urllib.request
+
+        self.metrics_port, self.health_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "CHATENV_CONFIG": str(self.config),
+            "CHATENV_NAMESPACE": "chatenv-system",
+            "CHATENV_METRICS_PORT": str(self.metrics_port),
+            "CHATENV_HEALTH_PORT": str(self.health_port),
+            "CHATENV_LOG_FORMAT": "json",
+            "CHATENV_SWEEP_SECONDS": "2",
+        }
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "chatenv_operator", "run"],
+                                         env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=self.workdir)
+        self.starts += 1
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"operator exited:\n{self.log.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{self.health_port}/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("operator did not become live within 60 s")
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as in a node failure or an OOM kill."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def metrics(self) -> dict[str, float]:
+        import urllib.request
+
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                out[key] = float(value)
+        return out
+
+    def writes(self) -> int:
+        m = self.metrics()
+        return int(sum(m.get(f'chatenv_api_requests_total{{verb="{v}"}}', 0)
+                       for v in ("POST", "PUT", "PATCH", "DELETE")))
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines()
+
+
+def service_account_kubeconfig(kubectl: Callable[..., subprocess.CompletedProcess[str]],
+                               path: Path, namespace: str, account: str) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount with a TokenRequest token."""
+    import json
+
+    token = kubectl("create", "token", account, "-n", namespace, "--duration=6h").stdout.strip()
+    view = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+    cluster = dict(view["clusters"][0]["cluster"])
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": account}}],
+        "current-context": "c",
+    }))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="session")
+def installed(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """`kubectl apply -k deploy/`, as a cluster admin would; the in-cluster operator is
+    scaled to zero so the tests' own operator process is the only one reconciling."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "deploy"))
+    wait_crds_established(kubectl)
+    kubectl("scale", "deployment/chatenv-operator", "-n", "chatenv-system", "--replicas=0")
+
+
+@pytest.fixture(scope="session")
+def operator(installed: None, kubectl: Callable[..., subprocess.CompletedProcess[str]],
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    workdir = tmp_path_factory.mktemp("operator")
+    config = workdir / "services.yaml"
+    config.write_text((ROOT / "services.yaml").read_text())
+    sa_config = service_account_kubeconfig(kubectl, workdir / "kubeconfig", "chatenv-system",
+                                           "chatenv-operator")
+    proc = OperatorProcess(sa_config, config, workdir)
+    proc.start()
+    yield proc
+    proc.stop()
