@@ -14,10 +14,12 @@ import collections
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
@@ -132,7 +134,34 @@ def is_subset(desired: Any, live: Any) -> bool:
     if isinstance(desired, list):
         return (isinstance(live, list) and len(desired) == len(live)
                 and all(is_subset(d, v) for d, v in zip(desired, live, strict=True)))
-    return bool(desired == live)
+    if desired == live:
+        return True
+    # The server stores quantities canonically ("0.5" comes back as "500m").
+    a, b = quantity(desired), quantity(live)
+    return a is not None and a == b
+
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$")
+_SUFFIX = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
+           "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def quantity(value: Any) -> Decimal | None:
+    """A Kubernetes quantity's value, or None when ``value`` is not a quantity string."""
+    if not isinstance(value, str):
+        return None
+    match = _QUANTITY.match(value)
+    if not match:
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    try:
+        base = Decimal(number)
+    except InvalidOperation:
+        return None
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return base * Decimal(10) ** int(suffix[1:])
+    return base * Decimal(_SUFFIX[suffix])
 
 
 def up_to_date(desired: Manifest, live: Manifest | None) -> bool:
