@@ -72,8 +72,13 @@ async def asset(request: web.Request) -> web.StreamResponse:
     """GET /assets/{path}: a built UI file (content-hashed names, so cached for long)."""
     root = (request.app[CONFIG].web_dist_dir / "assets").resolve()
     wanted = Path(request.match_info["path"])
-    target = (root / wanted).resolve()
-    if wanted.is_absolute() or not target.is_relative_to(root) or not target.is_file():
+    try:
+        target = (root / wanted).resolve()
+        found = not wanted.is_absolute() and target.is_relative_to(root) and target.is_file()
+    except (OSError, ValueError):
+        # Names the file system refuses (too long, NUL bytes) name no file of ours.
+        found = False
+    if not found:
         raise web.HTTPNotFound()
     return web.FileResponse(target, headers={
         "Cache-Control": "public, max-age=31536000, immutable"})

@@ -138,7 +138,8 @@ class Service:
                 body = json.loads(raw)
             return Reply(resp.status, body, resp.headers)
 
-    async def register(self, nickname: str, password: str = "correct horse") -> dict[str, Any]:
+    async def register(self, nickname: str,
+                       password: str = "correct horse") -> dict[str, Any]:  # noqa: S107
         """Register (and so log in) a user; returns the 201 body."""
         reply = await self.call("POST", "/api/register",
                                 json_body={"nickname": nickname, "password": password})
@@ -180,10 +181,10 @@ def with_port(config: Config) -> Config:
     return replace(config, http_port=free_port())
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10,
+async def wait_for(predicate: Callable[[], Any], seconds: float = 10,
                    interval: float = 0.05) -> None:
     """Poll `predicate` (sync or async) until it is truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + seconds
     while True:
         result = predicate()
         if asyncio.iscoroutine(result):
@@ -227,8 +228,9 @@ class SseStream:
                 line = raw.decode().rstrip("\r\n")
                 if line == "":
                     if "data" in fields:
-                        await self.events.put(SseEvent(fields.get("event", "message"),
-                                                       fields.get("id"), json.loads(fields["data"])))
+                        await self.events.put(SseEvent(
+                            fields.get("event", "message"), fields.get("id"),
+                            json.loads(fields["data"])))
                     fields = {}
                 elif line.startswith(":"):
                     self.comments += 1
@@ -243,14 +245,14 @@ class SseStream:
         finally:
             await self.events.put(None)
 
-    async def next(self, timeout: float = 10) -> SseEvent:
-        event = await asyncio.wait_for(self.events.get(), timeout)
+    async def next(self, seconds: float = 10) -> SseEvent:
+        event = await asyncio.wait_for(self.events.get(), seconds)
         assert event is not None, "stream ended"
         return event
 
-    async def ended(self, timeout: float = 10) -> bool:
+    async def ended(self, seconds: float = 10) -> bool:
         while True:
-            if await asyncio.wait_for(self.events.get(), timeout) is None:
+            if await asyncio.wait_for(self.events.get(), seconds) is None:
                 return True
 
     async def close(self) -> None:

@@ -24,7 +24,8 @@ async def test_register_returns_session_and_ids(service: Service) -> None:
     body = reply.body
     assert set(body) == {"id", "userId", "nickname", "token"}
     assert body["nickname"] == "alice"
-    assert body["id"] == body["userId"] and isinstance(body["id"], int)
+    assert body["id"] == body["userId"]
+    assert isinstance(body["id"], int)
     assert len(body["token"]) >= 43
     # The token works right away.
     assert (await service.post(body["token"], "hi")).status == 201

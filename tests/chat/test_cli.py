@@ -59,12 +59,14 @@ async def test_admin_end_to_end(chat_env: dict[str, str],
 
         _, ann = await call("POST", "/api/register", {"nickname": "Ann", "password": "ann-pass-1"})
         _, ben = await call("POST", "/api/register", {"nickname": "Ben", "password": "ben-pass-1"})
-        assert isinstance(ann, dict) and isinstance(ben, dict)
+        assert isinstance(ann, dict)
+        assert isinstance(ben, dict)
         ids = []
         for who, n in ((ann, 2), (ben, 3)):
             for i in range(n):
                 status, msg = await call("POST", "/api/messages", {"text": f"m{i}"}, who["token"])
-                assert status == 201 and isinstance(msg, dict)
+                assert status == 201
+                assert isinstance(msg, dict)
                 ids.append(msg["id"])
 
         listed = await asyncio.to_thread(run_cli, chat_env, "admin", "list-users", "--json")
@@ -72,7 +74,8 @@ async def test_admin_end_to_end(chat_env: dict[str, str],
         assert [(u["nickname"], u["messages"]) for u in json.loads(listed.stdout)] == \
             [("Ann", 2), ("Ben", 3)]
         table = await asyncio.to_thread(run_cli, chat_env, "admin", "list-users")
-        assert "Ann" in table.stdout and "NICKNAME" in table.stdout
+        assert "Ann" in table.stdout
+        assert "NICKNAME" in table.stdout
 
         stats = await asyncio.to_thread(run_cli, chat_env, "admin", "stats", "--json")
         assert json.loads(stats.stdout)["messages"] == 5
@@ -82,9 +85,11 @@ async def test_admin_end_to_end(chat_env: dict[str, str],
                                           str(ids[0]))
         assert deleted.returncode == 0, deleted.stderr
         status, page = await call("GET", "/api/messages")
-        assert isinstance(page, list) and ids[0] not in [m["id"] for m in page]
+        assert isinstance(page, list)
+        assert ids[0] not in [m["id"] for m in page]
         missing = await asyncio.to_thread(run_cli, chat_env, "admin", "delete-message", "999999")
-        assert missing.returncode == 1 and "no message with id 999999" in missing.stderr
+        assert missing.returncode == 1
+        assert "no message with id 999999" in missing.stderr
 
         # set-password: from stdin, never argv; old sessions end, the new password works.
         changed = await asyncio.to_thread(run_cli, chat_env, "admin", "set-password", "ann",
@@ -98,19 +103,23 @@ async def test_admin_end_to_end(chat_env: dict[str, str],
                            {"nickname": "Ann", "password": "brand-new-pass"}))[0] == 200
         short = await asyncio.to_thread(run_cli, chat_env, "admin", "set-password", "ann",
                                         stdin="short\n")
-        assert short.returncode == 2 and "password must be 8-256" in short.stderr
+        assert short.returncode == 2
+        assert "password must be 8-256" in short.stderr
         nobody = await asyncio.to_thread(run_cli, chat_env, "admin", "set-password", "nobody",
                                          stdin="whatever-123\n")
-        assert nobody.returncode == 1 and "no user named 'nobody'" in nobody.stderr
+        assert nobody.returncode == 1
+        assert "no user named 'nobody'" in nobody.stderr
 
         gone = await asyncio.to_thread(run_cli, chat_env, "admin", "delete-user", "BEN")
         assert gone.returncode == 0, gone.stderr
         assert "3 messages" in gone.stdout
         status, page = await call("GET", "/api/messages")
-        assert isinstance(page, list) and all(m["nickname"] != "Ben" for m in page)
+        assert isinstance(page, list)
+        assert all(m["nickname"] != "Ben" for m in page)
         assert (await call("POST", "/api/messages", {"text": "x"}, ben["token"]))[0] == 401
         again = await asyncio.to_thread(run_cli, chat_env, "admin", "delete-user", "Ben")
-        assert again.returncode == 1 and "no user named 'Ben'" in again.stderr
+        assert again.returncode == 1
+        assert "no user named 'Ben'" in again.stderr
 
 
 async def test_sigterm_finishes_requests_and_closes_streams(

@@ -72,7 +72,7 @@ async def test_bad_after_id_is_400(service: Service) -> None:
 async def test_heartbeat_comments(service: Service) -> None:
     # The test config sends a heartbeat every second.
     async with sse(service) as stream:
-        await wait_for(lambda: stream.comments >= 2, timeout=5)
+        await wait_for(lambda: stream.comments >= 2, seconds=5)
 
 
 async def test_live_clients_metric(service: Service) -> None:
@@ -84,10 +84,9 @@ async def test_live_clients_metric(service: Service) -> None:
 
 
 async def test_shutdown_closes_streams_and_finishes_requests(config: Config) -> None:
-    async with running_service(config) as svc:
-        async with sse(svc) as stream:
-            started = time.monotonic()
-            closing = asyncio.create_task(svc.app.shutdown())
-            assert await stream.ended(timeout=5)
-            await closing
-            assert time.monotonic() - started < config.shutdown_timeout
+    async with running_service(config) as svc, sse(svc) as stream:
+        started = time.monotonic()
+        closing = asyncio.create_task(svc.app.shutdown())
+        assert await stream.ended(seconds=5)
+        await closing
+        assert time.monotonic() - started < config.shutdown_timeout

@@ -38,7 +38,8 @@ async def test_wrong_method_405(service: Service) -> None:
 
 async def test_unknown_path_404(service: Service) -> None:
     for path in ("/api/nope", "/api/messages/1/x", "/assets/missing.js", "/assets/../../etc/passwd",
-                 "/assets/%2e%2e/%2e%2e/pyproject.toml"):
+                 "/assets/%2e%2e/%2e%2e/pyproject.toml", "/assets/" + "long" * 300,
+                 "/assets/" + "x/" * 3000 + "y", "/assets/nul%00byte"):
         reply = await service.call("GET", path)
         assert reply.status == 404, path
         _assert_error(reply.body, "not_found")
@@ -80,10 +81,11 @@ async def test_malformed_json_400(service: Service, raw: str) -> None:
 
 
 async def test_json_charset_and_suffix_accepted(service: Service) -> None:
-    reply = await service.call("POST", "/api/register", data='{"nickname":"cs","password":"12345678"}',
+    body = '{"nickname":"cs","password":"12345678"}'
+    reply = await service.call("POST", "/api/register", data=body,
                                headers={"Content-Type": "application/json; charset=utf-8"})
     assert reply.status == 201
-    reply = await service.call("POST", "/api/login", data='{"nickname":"cs","password":"12345678"}',
+    reply = await service.call("POST", "/api/login", data=body,
                                headers={"Content-Type": "application/vnd.chat+json"})
     assert reply.status == 200
 

@@ -23,7 +23,8 @@ async def test_post_message_shape(service: Service) -> None:
     body = reply.body
     assert set(body) == {"id", "userId", "nickname", "text", "createdAt"}
     assert body["text"] == "hello world"
-    assert body["userId"] == user["userId"] and body["nickname"] == "poster"
+    assert body["userId"] == user["userId"]
+    assert body["nickname"] == "poster"
     assert body["createdAt"].endswith("Z")
     created = datetime.fromisoformat(body["createdAt"].replace("Z", "+00:00"))
     assert before - timedelta(seconds=5) < created < datetime.now(UTC) + timedelta(seconds=5)
@@ -74,7 +75,8 @@ async def test_unicode_and_injection_strings_verbatim(service: Service) -> None:
 async def test_list_empty_is_array(service: Service) -> None:
     for query in ("", "?after_id=0", "?before_id=10", "?after_id=999999"):
         reply = await service.call("GET", "/api/messages" + query)
-        assert reply.status == 200 and reply.body == [], query
+        assert reply.status == 200, query
+        assert reply.body == [], query
 
 
 async def test_cursors_and_limits(service: Service) -> None:
@@ -129,7 +131,8 @@ async def test_delete_own_message(service: Service) -> None:
     assert (await service.call("DELETE", f"/api/messages/{gone}")).status == 401
     assert (await service.call("DELETE", f"/api/messages/{gone}", token=alice)).status == 204
     again = await service.call("DELETE", f"/api/messages/{gone}", token=alice)
-    assert again.status == 404 and again.body["error"]["code"] == "not_found"
+    assert again.status == 404
+    assert again.body["error"]["code"] == "not_found"
     assert (await service.call("DELETE", "/api/messages/999999", token=alice)).status == 404
     assert (await service.call("DELETE", "/api/messages/" + "9" * 40, token=alice)).status == 404
     assert (await service.call("DELETE", "/api/messages/abc", token=alice)).status == 404
@@ -145,9 +148,11 @@ async def test_etag_and_304(service: Service, postgres_server: PostgresServer) -
     first = (await service.post(token, "a")).body["id"]
     reply = await service.call("GET", "/api/messages")
     tag = reply.headers["ETag"]
-    assert tag.startswith('"') and reply.headers["Cache-Control"] == "no-cache"
+    assert tag.startswith('"')
+    assert reply.headers["Cache-Control"] == "no-cache"
     unchanged = await service.call("GET", "/api/messages", headers={"If-None-Match": tag})
-    assert unchanged.status == 304 and unchanged.body == ""
+    assert unchanged.status == 304
+    assert unchanged.body == ""
     assert unchanged.headers["ETag"] == tag
     assert (await service.call("GET", "/api/messages",
                                headers={"If-None-Match": f'"x", W/{tag}'})).status == 304
@@ -159,19 +164,22 @@ async def test_etag_and_304(service: Service, postgres_server: PostgresServer) -
     # A new message changes it...
     second = (await service.post(token, "b")).body["id"]
     changed = await service.call("GET", "/api/messages", headers={"If-None-Match": tag})
-    assert changed.status == 200 and [m["id"] for m in changed.body] == [first, second]
+    assert changed.status == 200
+    assert [m["id"] for m in changed.body] == [first, second]
     tag2 = changed.headers["ETag"]
     # ...and so does deleting the newest one, although the highest id stays the same.
     assert (await service.call("DELETE", f"/api/messages/{second}", token=token)).status == 204
     after_delete = await service.call("GET", "/api/messages", headers={"If-None-Match": tag2})
-    assert after_delete.status == 200 and [m["id"] for m in after_delete.body] == [first]
+    assert after_delete.status == 200
+    assert [m["id"] for m in after_delete.body] == [first]
     tag3 = after_delete.headers["ETag"]
     assert len({tag, tag2, tag3}) == 3
     # A hard delete (the admin tool, a cascade) counts as well.
     db = service.app[CONFIG].postgres_db
-    postgres_server.psql(db, f"DELETE FROM chat_message WHERE id = {first}")
+    postgres_server.psql(db, f"DELETE FROM chat_message WHERE id = {int(first)}")  # noqa: S608
     gone = await service.call("GET", "/api/messages", headers={"If-None-Match": tag3})
-    assert gone.status == 200 and gone.body == []
+    assert gone.status == 200
+    assert gone.body == []
 
 
 async def test_concurrent_posts_all_listed_in_order(service: Service) -> None:

@@ -50,7 +50,8 @@ def test_serve_refuses_unmigrated_database(postgres_server: PostgresServer) -> N
            "HTTP_PORT": "1"}
     result = run_cli(env, "serve")
     assert result.returncode == 4
-    assert "not migrated" in result.stderr and "migrate" in result.stderr
+    assert "not migrated" in result.stderr
+    assert "migrate" in result.stderr
 
 
 def test_serve_refuses_partially_migrated_database(postgres_server: PostgresServer) -> None:
@@ -70,13 +71,15 @@ def test_serve_refuses_changed_or_unknown_migrations(postgres_server: PostgresSe
     assert run_cli(env, "migrate").returncode == 0
     postgres_server.psql(db, "UPDATE schema_migrations SET checksum = 'x' WHERE version = 1")
     result = run_cli(env, "serve")
-    assert result.returncode == 4 and "was changed after it was applied" in result.stderr
+    assert result.returncode == 4
+    assert "was changed after it was applied" in result.stderr
     assert run_cli(env, "migrate").returncode == 4
-    postgres_server.psql(db, "UPDATE schema_migrations SET checksum = "
+    postgres_server.psql(db, "UPDATE schema_migrations SET checksum = "  # noqa: S608
                              f"'{available()[0].checksum}' WHERE version = 1; "
                              "INSERT INTO schema_migrations VALUES (9999, 'future', 'y')")
     result = run_cli(env, "serve")
-    assert result.returncode == 4 and "newer release" in result.stderr
+    assert result.returncode == 4
+    assert "newer release" in result.stderr
 
 
 def test_unreachable_database_exits_quickly(postgres_server: PostgresServer) -> None:

@@ -34,7 +34,8 @@ async def test_metrics_content(service: Service) -> None:
     assert "chat_live_clients 0.0" in text
     size = next(line for line in text.splitlines() if line.startswith("chat_db_pool_size "))
     free = next(line for line in text.splitlines() if line.startswith("chat_db_pool_free "))
-    assert float(size.split()[1]) >= 1 and 0 <= float(free.split()[1]) <= float(size.split()[1])
+    assert float(size.split()[1]) >= 1
+    assert 0 <= float(free.split()[1]) <= float(size.split()[1])
 
 
 async def test_spans_exported_with_incoming_trace_id(
@@ -79,7 +80,7 @@ async def test_spans_exported_with_incoming_trace_id(
                                           span.parent_span_id.hex(), span.kind, service))
             return found
 
-        await wait_for(lambda: any(s[0] == "INSERT chat_message" for s in spans()), timeout=15)
+        await wait_for(lambda: any(s[0] == "INSERT chat_message" for s in spans()), seconds=15)
         mine = [s for s in spans() if s[1] == trace_id]
         names = {s[0] for s in mine}
         assert {"POST /api/register", "POST /api/messages", "INSERT chat_user",

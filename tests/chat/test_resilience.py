@@ -108,9 +108,10 @@ async def test_postgres_outage(own_config: Config,
             assert ready.body["checks"] == {"postgresql": "unavailable", "redis": "ok"}
             assert "postgresql" in ready.body["error"]["message"]
             listing = await svc.call("GET", "/api/messages")
-            assert listing.status == 503 and listing.body["error"]["code"] == "unavailable"
+            assert listing.status == 503
+            assert listing.body["error"]["code"] == "unavailable"
             await asyncio.to_thread(pg.start)
-            await wait_for(lambda: len(traffic.acked) > down_at + 20, timeout=20)
+            await wait_for(lambda: len(traffic.acked) > down_at + 20, seconds=20)
         finally:
             traffic.stop.set()
             await asyncio.gather(*writers)
@@ -154,7 +155,7 @@ async def test_redis_outage(own_config: Config,
                               "SELECT id, 'written during the outage' FROM chat_user "
                               "ORDER BY id LIMIT 1 RETURNING id").stdout.split()[0]
                 await asyncio.to_thread(rd.start)
-                await wait_for(lambda: len(traffic.acked) > down_at + 20, timeout=20)
+                await wait_for(lambda: len(traffic.acked) > down_at + 20, seconds=20)
             finally:
                 traffic.stop.set()
                 await asyncio.gather(*writers)
@@ -166,7 +167,7 @@ async def test_redis_outage(own_config: Config,
             expected = set(traffic.acked) | {int(row)}
             seen: set[int] = set()
             while not expected <= seen:
-                event = await stream.next(timeout=15)
+                event = await stream.next(seconds=15)
                 if event.event == "message.created":
                     seen.add(event.data["id"])
         assert await _ready(svc) == {"postgresql": "ok", "redis": "ok"}

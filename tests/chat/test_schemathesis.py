@@ -15,7 +15,7 @@ from conftest import ROOT, ServerProcess
 def test_no_server_errors_under_fuzzing(server_process: Callable[..., ServerProcess],
                                         tmp_path: Path) -> None:
     server = server_process()
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310  # loopback http
         server.url + "/api/register", method="POST",
         data=json.dumps({"nickname": "fuzzer", "password": "fuzzing-pass"}).encode(),
         headers={"Content-Type": "application/json"})

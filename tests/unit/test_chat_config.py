@@ -30,11 +30,15 @@ def test_every_field_is_read_from_its_variable() -> None:
            "TRUST_X_FORWARDED_FOR": "yes", "WEB_DIST_DIR": "/srv/ui", "MAX_BODY_BYTES": "2048",
            "POSTGRES_QUERY_TIMEOUT_SECONDS": "1.5"}
     config = Config.from_env(env)
-    assert config.http_host == "127.0.0.1" and config.http_port == 9000
-    assert config.postgres_password == "p w'd" and config.redis_db == 3
+    assert config.http_host == "127.0.0.1"
+    assert config.http_port == 9000
+    assert config.postgres_password == "p w'd"
+    assert config.redis_db == 3
     assert config.otel_endpoint == "http://j:4318"
-    assert config.log_level == "DEBUG" and config.trust_forwarded_for is True
-    assert config.web_dist_dir == Path("/srv/ui") and config.max_body_bytes == 2048
+    assert config.log_level == "DEBUG"
+    assert config.trust_forwarded_for is True
+    assert config.web_dist_dir == Path("/srv/ui")
+    assert config.max_body_bytes == 2048
     assert "statement_timeout=1500" in config.postgres_dsn
     assert "password='p w\\'d'" in config.postgres_dsn
 

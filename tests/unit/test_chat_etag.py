@@ -8,13 +8,15 @@ from chat_service.validation import MessageQuery
 
 def test_tag_changes_with_every_input() -> None:
     base = message_list_etag(MessageQuery(), 10, 0)
-    assert base.startswith('"') and base.endswith('"')
+    assert base.startswith('"')
+    assert base.endswith('"')
     assert message_list_etag(MessageQuery(), 10, 0) == base
     others = {message_list_etag(MessageQuery(), 11, 0), message_list_etag(MessageQuery(), 10, 1),
               message_list_etag(MessageQuery(limit=5), 10, 0),
               message_list_etag(MessageQuery(after_id=3), 10, 0),
               message_list_etag(MessageQuery(before_id=3), 10, 0)}
-    assert base not in others and len(others) == 5
+    assert base not in others
+    assert len(others) == 5
 
 
 def test_if_none_match() -> None:
