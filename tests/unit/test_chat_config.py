@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,13 @@ def test_config_is_frozen() -> None:
     config = Config.from_env({})
     with pytest.raises(AttributeError):
         config.http_port = 1  # type: ignore[misc]
+
+
+def test_every_variable_is_documented() -> None:
+    # Each field's docstring starts with its variable name; docs/chat-service.md lists them all.
+    source = (Path(__file__).resolve().parents[2] / "chat_service" / "config.py").read_text()
+    variables = re.findall(r'"""([A-Z][A-Z0-9_]+): ', source)
+    assert len(variables) == len(fields(Config))
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "chat-service.md").read_text()
+    missing = [v for v in variables if f"`{v}`" not in docs]
+    assert missing == []
