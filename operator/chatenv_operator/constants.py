@@ -54,3 +54,13 @@ JAEGER_HEALTH_PORT = 13133
 
 # Events for cluster-scoped objects are recorded in this namespace, as kubectl expects.
 EVENTS_NAMESPACE = "default"
+
+LABEL_ISSUE = f"{GROUP}/issue"
+LABEL_PR = f"{GROUP}/pr"
+LABEL_REPOSITORY = f"{GROUP}/repository"
+LABEL_MODE = f"{GROUP}/mode"
+
+AGENT_NAME = "agent"
+AGENT_CLUSTER_ROLE = "chatenv-agent"
+AGENT_READONLY_CLUSTER_ROLE = "chatenv-agent-readonly"
+SLOT_ENV_PREFIX = "slot-"

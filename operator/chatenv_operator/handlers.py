@@ -14,9 +14,9 @@ import kopf
 
 from .constants import (
     CHATENV_PLURAL,
+    DEVSLOT_PLURAL,
     FIELD_MANAGER,
     GROUP,
-    LABEL_ENVIRONMENT,
     LABEL_MANAGED_BY,
     MANAGED_BY,
     MANAGED_SELECTOR,
@@ -31,6 +31,8 @@ CHILDREN = (
     ("v1", "services"),
     ("v1", "resourcequotas"),
     ("v1", "limitranges"),
+    ("v1", "serviceaccounts"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
     ("apps", "deployments"),
     ("apps", "statefulsets"),
     ("networking.k8s.io", "ingresses"),
@@ -69,15 +71,15 @@ async def chatenvironment_event(type: str | None, name: str, body: kopf.Body, me
     memo.observe_environment(type, name, body)
 
 
-def _wake_owner(labels: kopf.Labels, memo: Runtime, **_: Any) -> None:
-    owner = labels.get(LABEL_ENVIRONMENT)
-    if owner:
-        memo.environments.enqueue(owner)
+@kopf.on.event(GROUP, VERSION, DEVSLOT_PLURAL)
+async def devslot_event(type: str | None, name: str, body: kopf.Body, memo: Runtime,
+                        **_: Any) -> None:
+    memo.observe_devslot(type, name, body)
 
 
 for _group, _plural in CHILDREN:
 
     @kopf.on.event(_group, _plural, labels={LABEL_MANAGED_BY: MANAGED_BY},
                    id=f"wake-owner-{_plural}")
-    async def child_event(labels: kopf.Labels, memo: Runtime, **kwargs: Any) -> None:
-        _wake_owner(labels, memo, **kwargs)
+    async def child_event(labels: kopf.Labels, memo: Runtime, **_: Any) -> None:
+        memo.observe_child(labels)

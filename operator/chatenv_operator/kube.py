@@ -142,7 +142,8 @@ def is_subset(desired: Any, live: Any) -> bool:
 
 
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$")
-_SUFFIX = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
+_SUFFIX: dict[str, int | Decimal] = {
+           "": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
            "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 
@@ -161,7 +162,7 @@ def quantity(value: Any) -> Decimal | None:
         return None
     if suffix[:1] in ("e", "E") and len(suffix) > 1:
         return base * Decimal(10) ** int(suffix[1:])
-    return base * Decimal(_SUFFIX[suffix])
+    return base * _SUFFIX[suffix]
 
 
 def up_to_date(desired: Manifest, live: Manifest | None) -> bool:

@@ -7,21 +7,26 @@ import concurrent.futures
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from . import metrics
 from .config import ProjectConfig
-from .constants import CHATENV_KIND, GROUP
+from .constants import CHATENV_KIND, DEVSLOT_KIND, GROUP, LABEL_DEVSLOT, LABEL_ENVIRONMENT
 from .controller import Controller
 from .kube import Kube, lookup
 from .reconcile import Result, reconcile_environment
 from .settings import Settings
+from .slots import Result as SlotResult
+from .slots import reconcile_devslot, reconcile_pool, sweep
 
 log = logging.getLogger(__name__)
 
 CHATENV = lookup(f"{GROUP}/v1alpha1", CHATENV_KIND)
+DEVSLOT = lookup(f"{GROUP}/v1alpha1", DEVSLOT_KIND)
+POOL, SWEEP = "pool", "sweep"
 
 
 def _essence(body: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -41,17 +46,25 @@ class Runtime:
     config: ProjectConfig
     kube: Kube
     environments: Controller = field(init=False)
-    _seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    devslots: Controller = field(init=False)
+    pool: Controller = field(init=False)
+    _seen: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    _first_seen: dict[str, datetime] = field(default_factory=dict)
     _metrics: web.AppRunner | None = None
+    _loop: asyncio.AbstractEventLoop = field(init=False)
 
     def __post_init__(self) -> None:
+        workers, resync = self.settings.workers, self.settings.resync_seconds
         self.environments = Controller("chatenvironment", self.reconcile_environment,
-                                       workers=self.settings.workers,
-                                       resync_interval=self.settings.resync_seconds)
+                                       workers=workers, resync_interval=resync)
+        self.devslots = Controller("devslot", self.reconcile_devslot, workers=workers,
+                                   resync_interval=resync)
+        # One worker: allocation passes never overlap, so the queue order is kept.
+        self.pool = Controller("pool", self.reconcile_pool, workers=1, resync_interval=resync)
 
     @property
     def controllers(self) -> list[Controller]:
-        return [self.environments]
+        return [self.environments, self.devslots, self.pool]
 
     # ------------------------------------------------------------------ reconcile
 
@@ -62,27 +75,84 @@ class Runtime:
         return reconcile_environment(self.kube, body, self.config,
                                      operator_namespace=self.settings.namespace)
 
+    def reconcile_devslot(self, name: str) -> SlotResult:
+        body = self.kube.get(DEVSLOT, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return SlotResult()
+        return reconcile_devslot(self.kube, body, self.config,
+                                 operator_namespace=self.settings.namespace)
+
+    def reconcile_pool(self, key: str) -> SlotResult:
+        if key == SWEEP:
+            sweep(self.kube, grace=timedelta(seconds=self.settings.orphan_grace_seconds))
+            return SlotResult(requeue_after=self.settings.sweep_seconds)
+        return reconcile_pool(self.kube, self.config, first_seen=self._first_seen,
+                              wake=self._wake_devslot)
+
+    def _wake_devslot(self, name: str) -> None:
+        # Called from a reconcile thread: hand the key over to the event loop.
+        self._loop.call_soon_threadsafe(self.devslots.enqueue, name)
+
+    # ------------------------------------------------------------------ events
+
+    def _changed(self, kind: str, event_type: str | None, name: str,
+                 body: Mapping[str, Any]) -> bool:
+        """Whether a watch event changes what a reconcile depends on (not just status)."""
+        if event_type == "DELETED":
+            self._seen.pop((kind, name), None)
+            return True
+        essence = _essence(body)
+        if self._seen.get((kind, name)) == essence:
+            return False
+        self._seen[(kind, name)] = essence
+        return True
+
     def observe_environment(self, event_type: str | None, name: str,
                             body: Mapping[str, Any]) -> None:
-        if event_type == "DELETED":
-            self._seen.pop(name, None)
-            self.environments.forget(name)
+        owner = (body.get("metadata", {}).get("labels") or {}).get(LABEL_DEVSLOT)
+        if owner:
+            self.devslots.enqueue(owner)  # its readiness mirrors this environment's status
+        if not self._changed("env", event_type, name, body):
             return
-        essence = _essence(body)
-        if self._seen.get(name) != essence:
-            self._seen[name] = essence
-            self.environments.enqueue(name)
+        if event_type == "DELETED":
+            self.environments.forget(name)
+            if owner:
+                self.pool.enqueue(POOL)  # a slot number came free
+            return
+        self.environments.enqueue(name)
+
+    def observe_devslot(self, event_type: str | None, name: str,
+                        body: Mapping[str, Any]) -> None:
+        uid = body.get("metadata", {}).get("uid")
+        if uid and uid not in self._first_seen:
+            self._first_seen[uid] = datetime.now(UTC)
+        if not self._changed("devslot", event_type, name, body):
+            return
+        if event_type == "DELETED":
+            self.devslots.forget(name)
+            self._first_seen.pop(uid or "", None)
+        else:
+            self.devslots.enqueue(name)
+        self.pool.enqueue(POOL)
+
+    def observe_child(self, labels: Mapping[str, str]) -> None:
+        if labels.get(LABEL_ENVIRONMENT):
+            self.environments.enqueue(labels[LABEL_ENVIRONMENT])
+        if labels.get(LABEL_DEVSLOT):
+            self.devslots.enqueue(labels[LABEL_DEVSLOT])
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         # Reconciles block on the API client in threads: size the pool for every worker.
         threads = sum(c.workers for c in self.controllers) + 4
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="reconcile"))
         for controller in self.controllers:
             controller.start()
+        self.pool.enqueue(POOL)
+        self.pool.enqueue(SWEEP, delay=self.settings.sweep_seconds)
         if self.settings.metrics_port:
             self._metrics = await metrics.serve(self.kube, self.controllers,
                                                 self.settings.metrics_port)

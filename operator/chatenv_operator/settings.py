@@ -39,6 +39,9 @@ class Settings:
     """CHATENV_LOG_LEVEL: DEBUG, INFO (default), WARNING or ERROR."""
     sweep_seconds: float
     """CHATENV_SWEEP_SECONDS: how often the orphan sweep runs (default 60)."""
+    orphan_grace_seconds: float
+    """CHATENV_ORPHAN_GRACE_SECONDS: an ownerless object younger than this is left alone by
+    the sweep (default 30), so it never races the creation of an owner."""
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -76,4 +79,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         log_level=log_level,
         sweep_seconds=_int(env, "CHATENV_SWEEP_SECONDS", 60, 1, 86400),
+        orphan_grace_seconds=_int(env, "CHATENV_ORPHAN_GRACE_SECONDS", 30, 0, 86400),
     )

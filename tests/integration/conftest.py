@@ -156,6 +156,7 @@ class OperatorProcess:
             "CHATENV_HEALTH_PORT": str(self.health_port),
             "CHATENV_LOG_FORMAT": "json",
             "CHATENV_SWEEP_SECONDS": "2",
+            "CHATENV_ORPHAN_GRACE_SECONDS": "3",
         }
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "chatenv_operator", "run"],
@@ -242,8 +243,12 @@ def installed(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
 def operator(installed: None, kubectl: Callable[..., subprocess.CompletedProcess[str]],
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     workdir = tmp_path_factory.mktemp("operator")
+    import yaml
+
     config = workdir / "services.yaml"
-    config.write_text((ROOT / "services.yaml").read_text())
+    doc = yaml.safe_load((ROOT / "services.yaml").read_text())
+    doc["slots"].update({"maxSlots": 10, "expiryWarning": "10s"})  # short TTLs in the tests
+    config.write_text(yaml.safe_dump(doc))
     sa_config = service_account_kubeconfig(kubectl, workdir / "kubeconfig", "chatenv-system",
                                            "chatenv-operator")
     proc = OperatorProcess(sa_config, config, workdir)

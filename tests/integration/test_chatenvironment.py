@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import OperatorProcess
+from kubehelpers import condition, not_found, wait_until
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -19,28 +20,6 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 GROUP, VERSION, PLURAL = "chatenv.dev", "v1alpha1", "chatenvironments"
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
-def not_found(read: Callable[[], object]) -> bool:
-    try:
-        read()
-    except ApiException as e:
-        if e.status == 404:
-            return True
-        raise
-    return False
 
 
 class Envs:
@@ -80,13 +59,6 @@ def envs(custom: client.CustomObjectsApi) -> Iterator[Envs]:
     yield e
     for name in e.names:
         e.delete(name)
-
-
-def condition(env: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    for c in (env.get("status") or {}).get("conditions") or []:
-        if c["type"] == type_:
-            return c  # type: ignore[no-any-return]
-    return None
 
 
 def ready(envs: Envs, name: str) -> bool:

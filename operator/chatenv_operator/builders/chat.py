@@ -14,6 +14,7 @@ from ..environment import Environment
 from .common import (
     Manifest,
     container_security,
+    env_var,
     labels,
     metadata,
     pod_security,
@@ -31,7 +32,7 @@ def chat_env(env: Environment) -> list[Manifest]:
     return [
         secret_env("POSTGRES_PASSWORD", POSTGRES_SECRET, "password"),
         secret_env("REDIS_PASSWORD", REDIS_SECRET, "password"),
-        *({"name": name, "value": value} for name, value in env.chat_env),
+        *(env_var(name, value) for name, value in env.chat_env),
     ]
 
 

@@ -73,3 +73,8 @@ def replicas(env: Environment, wanted: int) -> int:
 
 def secret_env(name: str, secret: str, key: str) -> Manifest:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def env_var(name: str, value: str) -> Manifest:
+    """An env entry; the API server drops an empty value, so leave it out to compare equal."""
+    return {"name": name, "value": value} if value else {"name": name}
