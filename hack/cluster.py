@@ -620,7 +620,8 @@ def status(binaries: Binaries, state: State) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["build", "up", "down", "env", "status", "versions"])
+    parser.add_argument("command",
+                        choices=["build", "up", "down", "env", "status", "versions", "kubectl"])
     parser.add_argument("--state-dir", type=Path,
                         default=Path(os.environ.get("CHATENV_CLUSTER_DIR", DEFAULT_STATE_DIR)),
                         help="where the running cluster keeps its data, logs and kubeconfig")
@@ -644,6 +645,10 @@ def main(argv: list[str] | None = None) -> int:
             return status(binaries, state)
         elif args.command == "versions":
             print(json.dumps(binaries.versions.__dict__))
+        elif args.command == "kubectl":
+            # The kubectl built with the control plane, else the one on PATH.
+            built = binaries.path("kubectl")
+            print(built if built.exists() else shutil.which("kubectl") or "kubectl")
     except ClusterError as e:
         log(f"error: {e}")
         return 1

@@ -9,7 +9,6 @@ kube-scheduler, kwok) from the cached binaries and stops it at the end.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -70,15 +69,8 @@ def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run kubectl (the one built with the control plane, else the one on PATH)."""
-    versions = subprocess.run([*CLUSTER, "versions"], capture_output=True, text=True, check=True)
-    import json
-
-    k8s = json.loads(versions.stdout)["kubernetes"]
-    cache = Path(os.environ.get("CHATENV_CACHE", Path.home() / ".cache" / "chatenv"))
-    built = cache / f"k8s-{k8s}" / "kubectl"
-    binary = str(built) if built.exists() else shutil.which("kubectl")
-    if binary is None:
-        pytest.fail("no kubectl: build the control plane (hack/cluster.py build)", pytrace=False)
+    binary = subprocess.run([*CLUSTER, "kubectl"], capture_output=True, text=True,
+                            check=True).stdout.strip()
 
     def run(*args: str, stdin: str | None = None, check: bool = True,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
