@@ -240,6 +240,8 @@ def operator(installed: None, kubectl: Callable[..., subprocess.CompletedProcess
     config = workdir / "services.yaml"
     doc = yaml.safe_load((ROOT / "services.yaml").read_text())
     doc["slots"].update({"maxSlots": 10, "expiryWarning": "10s"})  # short TTLs in the tests
+    if os.environ.get("CHATENV_TEST_CHAT_IMAGE"):  # a real cluster runs a real image (kind)
+        doc["images"]["chat"] = os.environ["CHATENV_TEST_CHAT_IMAGE"]
     config.write_text(yaml.safe_dump(doc))
     sa_config = service_account_kubeconfig(kubectl, workdir / "kubeconfig", "chatenv-system",
                                            "chatenv-operator")
