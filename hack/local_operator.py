@@ -60,7 +60,7 @@ def running(state: Path) -> int | None:
     return pid if b"chatenv_operator" in cmdline else None
 
 
-def start(kubectl: str, state: Path) -> int:
+def start(kubectl: str, state: Path, config: Path = ROOT / "services.yaml") -> int:
     if running(state):
         print(f"operator already running (log: {state / 'operator.log'})", file=sys.stderr)
         return 0
@@ -69,7 +69,7 @@ def start(kubectl: str, state: Path) -> int:
     service_account_kubeconfig(kubectl, kubeconfig)
     health, metrics = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "CHATENV_NAMESPACE": "chatenv-system",
-           "CHATENV_CONFIG": str(ROOT / "services.yaml"), "CHATENV_HEALTH_PORT": str(health),
+           "CHATENV_CONFIG": str(config), "CHATENV_HEALTH_PORT": str(health),
            "CHATENV_METRICS_PORT": str(metrics)}
     with open(state / "operator.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "chatenv_operator", "run"], env=env,
@@ -114,9 +114,11 @@ def main() -> int:
     parser.add_argument("command", choices=["start", "stop"])
     parser.add_argument("--kubectl", default="kubectl")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    parser.add_argument("--config", type=Path, default=ROOT / "services.yaml",
+                        help="services.yaml for the operator")
     args = parser.parse_args()
     if args.command == "start":
-        return start(args.kubectl, args.state_dir)
+        return start(args.kubectl, args.state_dir, args.config)
     return stop(args.state_dir)
 
 
