@@ -136,7 +136,7 @@ async def bench(url: str, args: argparse.Namespace) -> list[Result]:
                                 ("GET /api/messages (If-None-Match, 304)", n(10000), get_304),
                                 ("POST /api/messages (201)", n(4000), post),
                                 ("POST /api/login (argon2id default cost)", n(300), login)):
-            await run_scenario("warm-up", min(200, total), c, 10, fn)
+            await run_scenario("warm-up", max(c, min(200, total // 10)), c, 10, fn)
             results.append(await run_scenario(name, total, c, args.max_seconds, fn))
         return results
 

@@ -33,7 +33,7 @@ _LOST = (psycopg2.OperationalError, psycopg2.InterfaceError, TimeoutError, OSErr
 
 
 class Session:
-    """One connection, lent for a few statements (optionally inside a transaction)."""
+    """One connection, lent for a few statements."""
 
     def __init__(self, conn: Any, tracer: Tracer, db_name: str) -> None:
         self._conn = conn
@@ -96,7 +96,7 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
-        """A connection for a few autocommit statements."""
+        """A connection for a few statements (autocommit unless the caller sends BEGIN)."""
         try:
             async with asyncio.timeout(self._acquire_timeout):
                 conn = await self.pool.acquire()
@@ -113,23 +113,6 @@ class Database:
             raise
         finally:
             self.pool.release(conn)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
-        """A connection inside BEGIN ... COMMIT; rolled back if the block raises.
-
-        When COMMIT returns, the data is committed: callers may then answer 201.
-        """
-        async with self.session() as session:
-            await session.execute("BEGIN", "BEGIN")
-            try:
-                yield session
-            except (*_LOST, asyncio.CancelledError):
-                raise
-            except BaseException:
-                await session.execute("ROLLBACK", "ROLLBACK")
-                raise
-            await session.execute("COMMIT", "COMMIT")
 
     async def fetch_one(self, name: str, sql: str, params: Params | None = None) -> Row | None:
         """One autocommit statement, first row."""

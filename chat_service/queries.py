@@ -1,7 +1,7 @@
 """Every SQL statement of the service, always with bound parameters.
 
 Thin async functions over `chat_service.database`: they take a `Database` (or a
-`Session` inside a transaction), run one statement and map rows to models.
+`Session` holding one connection), run one statement and map rows to models.
 """
 
 from __future__ import annotations
@@ -69,18 +69,21 @@ async def set_password_hash(db: Executor, user_id: int, password_hash: str) -> b
 
 
 async def insert_message(db: Database, user_id: int, text: str) -> Message | None:
-    """Insert and commit a message; None if the author no longer exists."""
-    async with db.transaction() as tx:
-        await tx.execute("SELECT pg_advisory_xact_lock", "SELECT pg_advisory_xact_lock(%s)",
-                         (MESSAGE_INSERT_LOCK,))
-        row = await tx.fetch_one(
-            "INSERT chat_message",
-            "WITH m AS (INSERT INTO chat_message (user_id, text) "
-            "  SELECT id, %s FROM chat_user WHERE id = %s "
-            "  RETURNING id, user_id, text, created_at) "
-            "SELECT m.id, m.user_id, u.nickname, m.text, m.created_at "
-            "FROM m JOIN chat_user u ON u.id = m.user_id",
-            (text, user_id))
+    """Insert and commit a message; None if the author no longer exists.
+
+    One autocommit statement, so one round trip: the CTE takes the insert lock
+    before the row (and so its id) is produced, and PostgreSQL releases it at the
+    commit, which happens before the statement's result reaches us.
+    """
+    row = await db.fetch_one(
+        "INSERT chat_message",
+        "WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s)), "
+        "m AS (INSERT INTO chat_message (user_id, text) "
+        "  SELECT u.id, %s FROM lock, chat_user u WHERE u.id = %s "
+        "  RETURNING id, user_id, text, created_at) "
+        "SELECT m.id, m.user_id, u.nickname, m.text, m.created_at "
+        "FROM m JOIN chat_user u ON u.id = m.user_id",
+        (MESSAGE_INSERT_LOCK, text, user_id))
     return None if row is None else _message(row)
 
 

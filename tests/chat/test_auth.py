@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 
 import redis.asyncio as aioredis
-from conftest import Service, running_service
+from chathelpers import Service, running_service
 from servers import RedisServer
 
 from chat_service.config import Config

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import Service, running_service
+from chathelpers import Service, running_service
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from chat_service.config import DEFAULT_WEB_DIST, Config

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
-from conftest import ServerProcess, run_cli
+from chathelpers import ServerProcess, run_cli
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import Service, running_service, sse, wait_for, with_port
+from chathelpers import Service, running_service, sse, wait_for, with_port
 
 from chat_service.config import Config
 from chat_service.state import HUB

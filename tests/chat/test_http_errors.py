@@ -7,7 +7,7 @@ import logging
 
 import pytest
 from aiohttp import web
-from conftest import Service, running_service
+from chathelpers import Service, running_service
 
 from chat_service.config import Config
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from conftest import Service
+import aiopg
+from chathelpers import Service
 from servers import PostgresServer
 
+from chat_service import queries
 from chat_service.state import CONFIG
 
 
@@ -189,3 +191,21 @@ async def test_concurrent_posts_all_listed_in_order(service: Service) -> None:
     posted = sorted(r.body["id"] for r in replies)
     listed = [m["id"] for m in (await service.call("GET", "/api/messages?limit=200")).body]
     assert listed == posted
+
+
+async def test_inserts_wait_for_the_insert_lock(service: Service,
+                                                postgres_server: PostgresServer) -> None:
+    # Message ids must become visible in increasing order, so inserts serialise on an
+    # advisory lock held until commit. Holding that lock elsewhere must hold up a post.
+    token = await _user(service, "locked")
+    dsn = postgres_server.dsn.replace(f"dbname={postgres_server.database}",
+                                      f"dbname={service.app[CONFIG].postgres_db}")
+    async with aiopg.connect(dsn) as conn, conn.cursor() as cur:
+        await cur.execute("BEGIN")
+        await cur.execute("SELECT pg_advisory_xact_lock(%s)", (queries.MESSAGE_INSERT_LOCK,))
+        posting = asyncio.create_task(service.post(token, "waits for the lock"))
+        await asyncio.sleep(0.5)
+        assert not posting.done()
+        await cur.execute("COMMIT")
+        reply = await asyncio.wait_for(posting, 5)
+    assert reply.status == 201

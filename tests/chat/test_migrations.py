@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, create_database, run_cli
+from chathelpers import ROOT, create_database, run_cli
 from servers import PostgresServer
 
 from chat_service.migrating import available

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
-from conftest import ServerProcess, Service, wait_for
+from chathelpers import ServerProcess, Service, wait_for
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from servers import free_port
 

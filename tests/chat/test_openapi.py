@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import Service
+from chathelpers import Service
 
 from chat_service.app import create_app
 from chat_service.config import Config

@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import FAST_HASHING, Service, create_database, run_cli, running_service, sse, wait_for
+from chathelpers import (
+    FAST_HASHING,
+    Service,
+    create_database,
+    run_cli,
+    running_service,
+    sse,
+    wait_for,
+)
 from servers import PostgresServer, RedisServer, free_port
 
 from chat_service.config import Config

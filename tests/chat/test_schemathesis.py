@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import ROOT, ServerProcess
+from chathelpers import ROOT, ServerProcess
 
 
 def test_no_server_errors_under_fuzzing(server_process: Callable[..., ServerProcess],
