@@ -439,11 +439,13 @@ def bootstrap_objects(nodes: int) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
 
 
-def up(binaries: Binaries, state: State, allow_build: bool) -> None:
+def up(binaries: Binaries, state: State, allow_build: bool, port: int | None = None) -> None:
     if any(p.alive() for p in state.procs()):
         log(f"already running (state in {state.dir})")
         print(f"export KUBECONFIG={state.kubeconfig}")
         return
+    if port:
+        ensure_port_free(port, "kube-apiserver")
     missing = binaries.missing()
     if missing and not allow_build:
         raise ClusterError("binaries missing (run `hack/cluster.py build`): "
@@ -460,6 +462,8 @@ def up(binaries: Binaries, state: State, allow_build: bool) -> None:
 
     ports = {name: free_port() for name in
              ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")}
+    if port:
+        ports["apiserver"] = port
     for name, port in ports.items():
         ensure_port_free(port, name)
     write_kubeconfig(state.kubeconfig, pki, ports["apiserver"])
@@ -627,6 +631,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the running cluster keeps its data, logs and kubeconfig")
     parser.add_argument("--no-build", action="store_true",
                         help="`up` fails instead of building missing binaries")
+    parser.add_argument("--port", type=int, default=None,
+                        help="`up`: the API server's port (default: a free one)")
     args = parser.parse_args(argv)
     binaries = Binaries(Versions.pinned())
     state = State(args.state_dir.resolve())
@@ -634,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             build(binaries)
         elif args.command == "up":
-            up(binaries, state, allow_build=not args.no_build)
+            up(binaries, state, allow_build=not args.no_build, port=args.port)
         elif args.command == "down":
             stop(state)
         elif args.command == "env":
