@@ -168,3 +168,28 @@ def test_settings_errors_name_the_variable() -> None:
         load_settings({"CHATENV_METRICS_PORT": "70000"})
     with pytest.raises(SettingsError, match="CHATENV_LOG_FORMAT must be json or text"):
         load_settings({"CHATENV_LOG_FORMAT": "xml"})
+
+
+def test_render_prints_the_example_environment_offline() -> None:
+    res = subprocess.run([sys.executable, "-m", "chatenv_operator", "--config",
+                          str(ROOT / "services.yaml"), "render", "-f",
+                          str(ROOT / "deploy" / "examples" / "dev.yaml")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    docs = list(yaml.safe_load_all(res.stdout))
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert kinds[0] == ("Namespace", "chat-dev")
+    assert ("Deployment", "chat") in kinds
+    assert ("StatefulSet", "postgres") in kinds
+    assert len(kinds) == 17
+
+
+def test_render_rejects_what_resolve_rejects(tmp_path: Path) -> None:
+    bad = tmp_path / "env.yaml"
+    bad.write_text("apiVersion: chatenv.dev/v1alpha1\nkind: ChatEnvironment\n"
+                   "metadata: {name: x}\nspec: {stage: dev, namespace: kube-system}\n")
+    res = subprocess.run([sys.executable, "-m", "chatenv_operator", "--config",
+                          str(ROOT / "services.yaml"), "render", "-f", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "namespace 'kube-system' is reserved" in res.stderr
