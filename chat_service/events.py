@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +68,7 @@ class EventHub:
     """The process's subscription to the events channel and its local subscribers."""
 
     def __init__(self, client: aioredis.Redis, db: Database, channel: str, *,
-                 on_event: Any = None) -> None:
+                 on_event: Callable[[], None] | None = None) -> None:
         self._client = client
         self._db = db
         self._channel = channel

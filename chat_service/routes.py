@@ -14,7 +14,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/logout", auth.logout)
     app.router.add_get("/api/messages", messages.list_messages, allow_head=False)
     app.router.add_post("/api/messages", messages.create_message)
-    app.router.add_delete(r"/api/messages/{id:\d+}", messages.delete_message)
+    # ASCII digits only: \d would also match other scripts' digits, which int() accepts.
+    app.router.add_delete("/api/messages/{id:[0-9]+}", messages.delete_message)
     app.router.add_get("/api/events", events.stream, allow_head=False)
     app.router.add_get("/api/openapi.json", system.openapi, allow_head=False)
     app.router.add_get("/health/livez", system.livez, allow_head=False)

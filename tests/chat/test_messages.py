@@ -138,6 +138,9 @@ async def test_delete_own_message(service: Service) -> None:
     assert (await service.call("DELETE", "/api/messages/999999", token=alice)).status == 404
     assert (await service.call("DELETE", "/api/messages/" + "9" * 40, token=alice)).status == 404
     assert (await service.call("DELETE", "/api/messages/abc", token=alice)).status == 404
+    # Digits of other scripts are not ids (int() would read "\u0663" as 3).
+    arabic = "".join(chr(0x0660 + int(d)) for d in str(keep))
+    assert (await service.call("DELETE", f"/api/messages/{arabic}", token=alice)).status == 404
     ids = [m["id"] for m in (await service.call("GET", "/api/messages")).body]
     assert ids == [keep, bobs]
     # Deleted messages are not replayed by cursors either.
