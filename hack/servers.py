@@ -10,7 +10,6 @@ Standard library only.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import secrets
@@ -211,23 +210,3 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def running_postgres() -> object:
-    server = PostgresServer()
-    try:
-        server.init()
-        yield server
-    finally:
-        server.close()
-
-
-@contextlib.contextmanager
-def running_redis() -> object:
-    server = RedisServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()

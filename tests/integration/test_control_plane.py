@@ -4,37 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Callable
 
 import pytest
+from kubehelpers import not_found, wait_until
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def gone(read: Callable[[], object]) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            read()
-        except ApiException as e:
-            if e.status == 404:
-                return True
-            raise
-        return False
-
-    return check
 
 
 def test_version_is_reported(api_client: client.ApiClient) -> None:
@@ -51,8 +28,8 @@ def test_owner_reference_garbage_collection(core: client.CoreV1Api, namespace: s
             api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid)]),
         data={"k": "v"}))
     core.delete_namespaced_config_map("owner", namespace)
-    wait_until(gone(lambda: core.read_namespaced_config_map("dependent", namespace)), 60,
-               "the garbage collector to delete the dependent ConfigMap")
+    wait_until(lambda: not_found(lambda: core.read_namespaced_config_map(
+        "dependent", namespace)), 60, "the garbage collector to delete the dependent ConfigMap")
 
 
 def test_namespace_with_objects_is_deleted_completely(core: client.CoreV1Api) -> None:
@@ -65,7 +42,7 @@ def test_namespace_with_objects_is_deleted_completely(core: client.CoreV1Api) ->
         metadata=client.V1ObjectMeta(name="s"), string_data={"a": "b"}))
     core.delete_namespace(name)
     assert core.read_namespace(name).status.phase == "Terminating"
-    wait_until(gone(lambda: core.read_namespace(name)), 90,
+    wait_until(lambda: not_found(lambda: core.read_namespace(name)), 90,
                "the namespace controller to empty and remove the namespace")
 
 
