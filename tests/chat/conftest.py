@@ -79,8 +79,11 @@ async def service(config: Config) -> AsyncIterator[Service]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Every async test shares the session's event loop with the async fixtures.
     marker = pytest.mark.asyncio(loop_scope="session")
+    here = Path(__file__).resolve().parent
     for item in items:
-        if pytest_asyncio.is_async_test(item):
+        # The hook sees every collected item; only this directory's tests are ours.
+        if Path(str(item.fspath)).resolve().is_relative_to(here) and \
+                pytest_asyncio.is_async_test(item):
             item.add_marker(marker, append=False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import statistics
 import time
 from dataclasses import replace
 
@@ -141,10 +142,11 @@ async def test_login_timing_similar_for_unknown_and_wrong(config: Config) -> Non
             assert reply.status == 401
             return time.perf_counter() - started
 
-        known = sorted([await timed("erin") for _ in range(5)])[2]
-        unknown = sorted([await timed("nobody-here") for _ in range(5)])[2]
+        known = statistics.median([await timed("erin") for _ in range(7)])
+        unknown = statistics.median([await timed("nobody-here") for _ in range(7)])
     assert known > 0.01  # a real hash was verified
-    assert 0.5 < unknown / known < 2.0, (known, unknown)
+    # Without the dummy hash an unknown nickname would answer ~100 times faster.
+    assert 0.4 < unknown / known < 2.5, (known, unknown)
 
 
 async def test_login_bad_bodies(service: Service) -> None:
