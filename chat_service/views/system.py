@@ -15,6 +15,13 @@ from chat_service.openapi import build_spec
 from chat_service.state import CONFIG, DB, METRICS, REDIS
 
 READY_TIMEOUT = 1.0
+# The built UI loads only its own files and talks only to this origin.
+_UI_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 _UI_MISSING = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Chat</title></head>
@@ -64,8 +71,8 @@ async def index(request: web.Request) -> web.StreamResponse:
     """GET /: the web UI's index.html, or a note that the UI is not built."""
     page = request.app[CONFIG].web_dist_dir / "index.html"
     if not page.is_file():
-        return web.Response(text=_UI_MISSING, content_type="text/html")
-    return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
+        return web.Response(text=_UI_MISSING, content_type="text/html", headers=_UI_HEADERS)
+    return web.FileResponse(page, headers={"Cache-Control": "no-cache", **_UI_HEADERS})
 
 
 async def asset(request: web.Request) -> web.StreamResponse:
@@ -81,4 +88,4 @@ async def asset(request: web.Request) -> web.StreamResponse:
     if not found:
         raise web.HTTPNotFound()
     return web.FileResponse(target, headers={
-        "Cache-Control": "public, max-age=31536000, immutable"})
+        "Cache-Control": "public, max-age=31536000, immutable", **_UI_HEADERS})

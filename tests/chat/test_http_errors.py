@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -105,3 +107,32 @@ async def test_unexpected_exception_is_json_500_and_logged(
     _assert_error(reply.body, "internal")
     assert "kaboom" not in json.dumps(reply.body)
     assert any("unhandled error" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_ui_note_when_not_built(config: Config, tmp_path: Path) -> None:
+    async with running_service(replace(config, web_dist_dir=tmp_path / "absent")) as svc:
+        reply = await svc.call("GET", "/")
+        assert reply.status == 200
+        assert "not built" in reply.body
+        assert reply.headers["Content-Type"].startswith("text/html")
+        # The API works without the UI.
+        assert (await svc.call("GET", "/api/messages")).status == 200
+        assert (await svc.call("GET", "/assets/index.js")).status == 404
+
+
+async def test_ui_served_with_security_headers(config: Config, tmp_path: Path) -> None:
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "index.html").write_text("<!doctype html><title>ui</title>")
+    (tmp_path / "assets" / "app-1a2b.js").write_text("console.log('ui')")
+    (tmp_path / "secret.txt").write_text("not an asset")
+    async with running_service(replace(config, web_dist_dir=tmp_path)) as svc:
+        index = await svc.call("GET", "/")
+        assert index.body == "<!doctype html><title>ui</title>"
+        assert "default-src 'self'" in index.headers["Content-Security-Policy"]
+        assert index.headers["Cache-Control"] == "no-cache"
+        asset = await svc.call("GET", "/assets/app-1a2b.js")
+        assert asset.body == "console.log('ui')"
+        assert "immutable" in asset.headers["Cache-Control"]
+        assert asset.headers["X-Content-Type-Options"] == "nosniff"
+        assert (await svc.call("GET", "/assets/../secret.txt")).status == 404
+        assert (await svc.call("GET", "/assets/%2e%2e/secret.txt")).status == 404
