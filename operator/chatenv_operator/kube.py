@@ -94,6 +94,11 @@ class ApiError(Exception):
     def transient(self) -> bool:
         return self.status in RETRYABLE_STATUS or self.status == 0
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """Refused because the target namespace is being deleted (not an RBAC denial)."""
+        return self.status == 403 and "because it is being terminated" in self.message
+
 
 def kind_of(manifest: Mapping[str, Any]) -> Kind:
     try:

@@ -112,6 +112,8 @@ def reconcile_environment(kube: Kube, body: Mapping[str, Any], config: ProjectCo
     try:
         components = _apply(p, password)
     except ApiError as e:
+        if e.namespace_terminating:  # deleted under our feet: the garbage collector's turn
+            return Result(requeue_after=2.0, writes=p.writes)
         if e.transient:
             raise
         status = _failed(old_status, generation, "ApplyFailed", e.message, now,

@@ -16,7 +16,7 @@ from . import metrics
 from .config import ProjectConfig
 from .constants import CHATENV_KIND, DEVSLOT_KIND, GROUP, LABEL_DEVSLOT, LABEL_ENVIRONMENT
 from .controller import Controller
-from .kube import Kube, lookup
+from .kube import ApiError, Kube, lookup
 from .reconcile import Result, reconcile_environment
 from .settings import Settings
 from .slots import Result as SlotResult
@@ -79,8 +79,13 @@ class Runtime:
         body = self.kube.get(DEVSLOT, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return SlotResult()
-        return reconcile_devslot(self.kube, body, self.config,
-                                 operator_namespace=self.settings.namespace)
+        try:
+            return reconcile_devslot(self.kube, body, self.config,
+                                     operator_namespace=self.settings.namespace)
+        except ApiError as e:
+            if e.namespace_terminating:  # the slot is going away under our feet
+                return SlotResult(requeue_after=2.0)
+            raise
 
     def reconcile_pool(self, key: str) -> SlotResult:
         if key == SWEEP:

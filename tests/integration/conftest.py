@@ -117,6 +117,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# How the API server words an authorization denial of the operator's ServiceAccount.
+RBAC_DENIAL = 'User \\"system:serviceaccount:chatenv-system:chatenv-operator\\" cannot'
+
+
 class OperatorProcess:
     """The real operator (`python -m chatenv_operator run`) as a child process.
 

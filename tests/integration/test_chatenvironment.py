@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import OperatorProcess
+from conftest import RBAC_DENIAL, OperatorProcess
 from kubehelpers import condition, not_found, wait_until
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -348,8 +348,7 @@ def test_immutable_fields_are_rejected_on_update(envs: Envs, custom: client.Cust
 
 def test_operator_was_never_denied(operator: OperatorProcess) -> None:
     """Runs last in this module: the operator's ServiceAccount had every right it used."""
-    denied = [line for line in operator.log_lines()
-              if "forbidden" in line.lower() or '" 403' in line or "403 Forbidden" in line]
+    denied = [line for line in operator.log_lines() if RBAC_DENIAL in line]
     assert not denied, "\n".join(denied[:5])
     assert operator.metrics()['chatenv_reconcile_failures_total{controller="chatenvironment"}'] \
         == 0
