@@ -158,7 +158,8 @@ def main() -> int:
         env = {"PATH": os.environ["PATH"], **pg.env, **rd.env, "HTTP_HOST": "127.0.0.1",
                "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING",
                "LOGIN_RATE_LIMIT_PER_NICKNAME": "1000000",
-               "LOGIN_RATE_LIMIT_PER_ADDRESS": "1000000"}
+               "LOGIN_RATE_LIMIT_PER_ADDRESS": "1000000",
+               "REGISTER_RATE_LIMIT_PER_ADDRESS": "1000000"}
         subprocess.run([sys.executable, "-m", "chat_service", "migrate"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
         proc = start_service(env, port)

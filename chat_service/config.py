@@ -86,7 +86,12 @@ class Config:
     """LOGIN_RATE_LIMIT_PER_ADDRESS: login attempts allowed per client address per window.
     Default 50."""
     login_rate_window: int = 60
-    """LOGIN_RATE_WINDOW_SECONDS: length of the rate-limit window. Default 60 s."""
+    """LOGIN_RATE_WINDOW_SECONDS: length of the rate-limit windows (login and registration).
+    Default 60 s."""
+    register_limit_per_address: int = 30
+    """REGISTER_RATE_LIMIT_PER_ADDRESS: registrations allowed per client address per window;
+    each costs an argon2id hash, so this bounds what one client can make the server spend.
+    Default 30."""
     trust_forwarded_for: bool = False
     """TRUST_X_FORWARDED_FOR: take the client address from the last X-Forwarded-For entry
     (set it behind an ingress that appends it). Default false: the peer address."""
@@ -173,6 +178,9 @@ class Config:
                                           _int_range(1, 10**9), d.login_limit_per_address),
             login_rate_window=r.get("LOGIN_RATE_WINDOW_SECONDS", _int_range(1, 86400),
                                     d.login_rate_window),
+            register_limit_per_address=r.get("REGISTER_RATE_LIMIT_PER_ADDRESS",
+                                             _int_range(1, 10**9),
+                                             d.register_limit_per_address),
             trust_forwarded_for=r.get("TRUST_X_FORWARDED_FOR", _bool, d.trust_forwarded_for),
             max_body_bytes=r.get("MAX_BODY_BYTES", _int_range(1024, 16 * 2**20),
                                  d.max_body_bytes),

@@ -96,7 +96,9 @@ def _paths() -> dict[str, Any]:
             "summary": "Register a user and log in",
             "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("Credentials")}}},
             "responses": {"201": _json(_ref("Registered"), "Registered and logged in"),
-                          **_BODY_ERRORS, "409": _error("Nickname taken"), **_UNAVAILABLE}}},
+                          **_BODY_ERRORS, "409": _error("Nickname taken"),
+                          "429": _error("Too many registrations; see Retry-After"),
+                          **_UNAVAILABLE}}},
         "/api/login": {"post": {
             "summary": "Log in",
             "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("Credentials")}}},

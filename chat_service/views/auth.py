@@ -19,6 +19,7 @@ async def register(request: web.Request) -> web.Response:
     body = await inputs.json_object(request)
     nickname = validation.nickname(body)
     password = validation.password(body)
+    await _count_registration(request)
     password_hash = await request.app[HASHER].hash(password)
     user = await queries.create_user(request.app[DB], nickname, password_hash)
     if user is None:
@@ -66,6 +67,16 @@ async def _count_login_attempt(request: web.Request, nickname: str) -> None:
     if waits:
         log.warning("login rate limit hit")
         raise RateLimited(max(waits))
+
+
+async def _count_registration(request: web.Request) -> None:
+    config = request.app[CONFIG]
+    addr_key = hashlib.sha256(inputs.client_address(request).encode()).hexdigest()
+    count, ttl = await request.app[REDIS].hit_rate_limit(f"register:addr:{addr_key}",
+                                                         config.login_rate_window)
+    if count > config.register_limit_per_address:
+        log.warning("registration rate limit hit")
+        raise RateLimited(ttl)
 
 
 async def logout(request: web.Request) -> web.Response:

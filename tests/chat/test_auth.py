@@ -240,3 +240,14 @@ async def test_login_rate_limited_per_address(config: Config) -> None:
 async def test_responses_are_json_with_ids(service: Service) -> None:
     body = await service.register("json")
     assert json.loads(json.dumps(body)) == body
+
+
+async def test_registration_rate_limited_per_address(config: Config) -> None:
+    limited = replace(config, register_limit_per_address=3)
+    async with running_service(limited) as svc:
+        statuses = [(await svc.call("POST", "/api/register", json_body={
+            "nickname": f"reg{i}", "password": PW})).status for i in range(5)]
+        assert statuses == [201, 201, 201, 429, 429]
+        # Invalid input is rejected before it counts (no hash was spent on it).
+        reply = await svc.call("POST", "/api/register", json_body={"nickname": "", "password": PW})
+        assert reply.status == 400

@@ -49,7 +49,8 @@ def own_config(own_servers: tuple[PostgresServer, RedisServer]) -> Config:
     assert run_cli(env, "migrate").returncode == 0
     return Config.from_env({**env, **rd.env, **FAST_HASHING, "HTTP_PORT": str(free_port()),
                             "REDIS_EVENTS_CHANNEL": f"chat:events:{secrets.token_hex(4)}",
-                            "LOGIN_RATE_LIMIT_PER_ADDRESS": "100000"})
+                            "LOGIN_RATE_LIMIT_PER_ADDRESS": "100000",
+                            "REGISTER_RATE_LIMIT_PER_ADDRESS": "100000"})
 
 
 @dataclass
