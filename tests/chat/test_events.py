@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from chathelpers import Service, running_service, sse, wait_for, with_port
+from servers import PostgresServer
 
 from chat_service.config import Config
-from chat_service.state import HUB
+from chat_service.state import CONFIG, HUB
+from chat_service.views.events import REPLAY_MAX
 
 
 async def test_events_across_two_replicas(config: Config) -> None:
@@ -90,3 +93,19 @@ async def test_shutdown_closes_streams_and_finishes_requests(config: Config) -> 
         assert await stream.ended(seconds=5)
         await closing
         assert time.monotonic() - started < config.shutdown_timeout
+
+
+async def test_long_replay_is_capped_with_resync(service: Service,
+                                                 postgres_server: PostgresServer) -> None:
+    await service.register("bulk")
+    postgres_server.psql(service.app[CONFIG].postgres_db,
+                         "INSERT INTO chat_message (user_id, text) "
+                         "SELECT 1, 'bulk ' || g FROM generate_series(1, 1100) g")
+    async with sse(service, "?after_id=0") as stream:
+        first = await stream.next()
+        assert first.event == "resync"
+        replayed = [await stream.next() for _ in range(REPLAY_MAX)]
+        assert [int(e.id or 0) for e in replayed] == list(range(1, REPLAY_MAX + 1))
+        # Nothing beyond the cap is sent; the client reloads instead.
+        with pytest.raises(TimeoutError):
+            await stream.next(seconds=1.5)
