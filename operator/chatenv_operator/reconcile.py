@@ -330,7 +330,7 @@ def _publish(kube: Kube, body: Mapping[str, Any], old: Mapping[str, Any],
         elif before is None or before["reason"] != after["reason"]:
             events.append(event(body, type=NORMAL, reason=after["reason"],
                                 message=after["message"], now=now))
-    for i, ev in enumerate(events):
+    for i, ev in enumerate(events):  # several events of one pass share a timestamp
         ev["metadata"]["name"] += f"{i}"
     try:
         kube.events(events)
