@@ -102,6 +102,10 @@ class PostgresServer:
                 "POSTGRES_DB": self.database, "POSTGRES_USER": self.user,
                 "POSTGRES_PASSWORD": self.password}
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def init(self) -> None:
         bindir = _postgres_bindir()
         prefix, uid, gid = _run_as()
@@ -177,6 +181,10 @@ class RedisServer:
     def env(self) -> dict[str, str]:
         return {"REDIS_HOST": self.host, "REDIS_PORT": str(self.port),
                 "REDIS_PASSWORD": self.password, "REDIS_DB": "0"}
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def url(self) -> str:
