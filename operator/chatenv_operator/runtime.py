@@ -19,7 +19,6 @@ from .controller import Controller
 from .kube import ApiError, Kube, lookup
 from .reconcile import Result, reconcile_environment
 from .settings import Settings
-from .slots import Result as SlotResult
 from .slots import reconcile_devslot, reconcile_pool, sweep
 
 log = logging.getLogger(__name__)
@@ -75,22 +74,22 @@ class Runtime:
         return reconcile_environment(self.kube, body, self.config,
                                      operator_namespace=self.settings.namespace)
 
-    def reconcile_devslot(self, name: str) -> SlotResult:
+    def reconcile_devslot(self, name: str) -> Result:
         body = self.kube.get(DEVSLOT, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
-            return SlotResult()
+            return Result()
         try:
             return reconcile_devslot(self.kube, body, self.config,
                                      operator_namespace=self.settings.namespace)
         except ApiError as e:
             if e.namespace_terminating:  # the slot is going away under our feet
-                return SlotResult(requeue_after=2.0)
+                return Result(requeue_after=2.0)
             raise
 
-    def reconcile_pool(self, key: str) -> SlotResult:
+    def reconcile_pool(self, key: str) -> Result:
         if key == SWEEP:
             sweep(self.kube, grace=timedelta(seconds=self.settings.orphan_grace_seconds))
-            return SlotResult(requeue_after=self.settings.sweep_seconds)
+            return Result(requeue_after=self.settings.sweep_seconds)
         return reconcile_pool(self.kube, self.config, first_seen=self._first_seen,
                               wake=self._wake_devslot)
 

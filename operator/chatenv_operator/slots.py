@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +35,7 @@ from .constants import (
 from .environment import default_host, default_namespace
 from .events import NORMAL, WARNING, event
 from .kube import ApiError, Kube, lookup
+from .reconcile import Result
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,6 @@ NAMESPACE = lookup("v1", "Namespace")
 SECRET = lookup("v1", "Secret")
 
 POLL_WHILE_PROVISIONING = 5.0
-
-
-@dataclass
-class Result:
-    requeue_after: float | None = None
 
 
 def parse_time(text: str | None) -> datetime | None:
