@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from .builders.slots import repository_label
-from .conditions import get_condition
+from .conditions import format_time, get_condition
 from .config import parse_duration
 from .constants import (
     ANNOTATION_REFRESHED_AT,
@@ -260,15 +260,15 @@ def set_pr(kube: Kube, args: argparse.Namespace) -> dict[str, Any]:
 
 def touch(kube: Kube, args: argparse.Namespace, now: datetime | None = None) -> dict[str, Any]:
     devslot = find_one(kube, args)
-    when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = now or datetime.now(UTC)
+    when = format_time(moment)
     patched = kube.merge_patch(DEVSLOT, devslot["metadata"]["name"], {
         "metadata": {"annotations": {ANNOTATION_REFRESHED_AT: when}}})
     out = summary(patched)
     ttl = patched["spec"].get("ttl")
     if ttl:  # without spec.ttl the operator's default applies; it reports expiresAt itself
-        expiry = datetime.fromisoformat(when.replace("Z", "+00:00")) + timedelta(
-            seconds=parse_duration(ttl))
-        out["expiresAt"] = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+        expiry = moment + timedelta(seconds=parse_duration(ttl))
+        out["expiresAt"] = format_time(expiry)
     out["refreshedAt"] = when
     return out
 

@@ -9,8 +9,20 @@ from typing import Any
 Condition = dict[str, Any]
 
 
+def format_time(when: datetime) -> str:
+    """RFC 3339 in UTC, to the second, as Kubernetes writes timestamps."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """The inverse of ``format_time`` (and of any RFC 3339 timestamp the API returns)."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def now_rfc3339(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(now or datetime.now(UTC))
 
 
 def set_condition(conditions: Sequence[Mapping[str, Any]], *, type: str, status: bool | None,

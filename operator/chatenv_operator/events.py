@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .conditions import format_time
 from .constants import EVENTS_NAMESPACE, MANAGED_BY
 
 NORMAL = "Normal"
@@ -19,7 +20,7 @@ def event(obj: Mapping[str, Any], *, type: str, reason: str, message: str,
     """A core/v1 Event about ``obj``; cluster-scoped objects' events live in `default`."""
     meta = obj["metadata"]
     stamp = (now or datetime.now(UTC))
-    when = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = format_time(stamp)
     namespace = meta.get("namespace") or EVENTS_NAMESPACE
     unique = suffix or f"{int(stamp.timestamp() * 1e6):x}"
     return {

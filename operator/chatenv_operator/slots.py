@@ -21,7 +21,7 @@ from typing import Any
 
 from . import readiness
 from .builders import slots as b
-from .conditions import get_condition, set_condition
+from .conditions import format_time, get_condition, parse_time, set_condition
 from .config import ProjectConfig, format_duration, parse_duration
 from .constants import (
     ANNOTATION_REFRESHED_AT,
@@ -45,16 +45,6 @@ NAMESPACE = lookup("v1", "Namespace")
 SECRET = lookup("v1", "Secret")
 
 POLL_WHILE_PROVISIONING = 5.0
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def format_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_precise(when: datetime) -> str:
