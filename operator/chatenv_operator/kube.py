@@ -343,9 +343,14 @@ class Kube:
                                 subresource="status")
 
     def events(self, items: Iterable[Manifest]) -> None:
+        """Record Events. Best effort: a refused one is logged, never raised, so no
+        reconcile fails (and retries its writes) over a lost Event."""
         for event in items:
-            self.request("POST", KINDS[("v1", "Event")].path(event["metadata"]["namespace"]),
-                         body=event)
+            try:
+                self.request("POST", KINDS[("v1", "Event")].path(
+                    event["metadata"]["namespace"]), body=event)
+            except ApiError as e:
+                log.warning("could not record event %s: %s", event["reason"], e)
 
 
 def _without_metadata(manifest: Manifest) -> Manifest:

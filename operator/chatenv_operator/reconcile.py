@@ -332,8 +332,5 @@ def _publish(kube: Kube, body: Mapping[str, Any], old: Mapping[str, Any],
                                 message=after["message"], now=now))
     for i, ev in enumerate(events):  # several events of one pass share a timestamp
         ev["metadata"]["name"] += f"{i}"
-    try:
-        kube.events(events)
-    except ApiError as e:  # an event is best effort: never fail a reconcile over it
-        log.warning("could not record an event for %s: %s", name, e)
+    kube.events(events)
 

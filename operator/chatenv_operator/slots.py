@@ -87,13 +87,6 @@ def _patch_status(kube: Kube, devslot: Mapping[str, Any], status: Mapping[str, A
             raise
 
 
-def _post(kube: Kube, events: Iterable[dict[str, Any]]) -> None:
-    try:
-        kube.events(events)
-    except ApiError as e:
-        log.warning("could not record an event: %s", e)
-
-
 def _ready_condition(devslot: Mapping[str, Any], status: bool, reason: str,
                      message: str, now: datetime) -> list[dict[str, Any]]:
     return set_condition((devslot.get("status") or {}).get("conditions") or [], type="Ready",
@@ -145,7 +138,7 @@ def reconcile_pool(kube: Kube, config: ProjectConfig, *, first_seen: Mapping[str
             queued.append(devslot)
             continue
         log.info("devslot %s: took slot %d", devslot["metadata"]["name"], slot)
-        _post(kube, [event(devslot, type=NORMAL, reason="Allocated",
+        kube.events([event(devslot, type=NORMAL, reason="Allocated",
                            message=f"slot {slot} allocated", now=now)])
         wake(devslot["metadata"]["name"])
     for position, entry in enumerate(queued, start=1):
@@ -162,7 +155,7 @@ def reconcile_pool(kube: Kube, config: ProjectConfig, *, first_seen: Mapping[str
             "conditions": _ready_condition(entry, False, "PoolExhausted", message, now),
         })
         if not was_queued:
-            _post(kube, [event(entry, type=NORMAL, reason="PoolExhausted", message=message,
+            kube.events([event(entry, type=NORMAL, reason="PoolExhausted", message=message,
                                now=now)])
     return Result()
 
@@ -197,7 +190,7 @@ def reconcile_devslot(kube: Kube, devslot: Mapping[str, Any], config: ProjectCon
     warn_at = expiry - timedelta(seconds=config.slots.expiry_warning)
     expiring = now >= warn_at
     if expiring and not (devslot.get("status") or {}).get("expiryWarned"):
-        _post(kube, [event(devslot, type=WARNING, reason="ExpiringSoon", now=now,
+        kube.events([event(devslot, type=WARNING, reason="ExpiringSoon", now=now,
                            message=f"expires at {format_time(expiry)} unless touched "
                                    "(chatenv touch)")])
         _patch_status(kube, devslot, {"expiryWarned": True})
@@ -225,7 +218,7 @@ def reconcile_devslot(kube: Kube, devslot: Mapping[str, Any], config: ProjectCon
     before = get_condition(devslot.get("status"), "Ready")
     after = get_condition(status, "Ready")
     if after and after["status"] == "True" and (before is None or before["status"] != "True"):
-        _post(kube, [event(devslot, type=NORMAL, reason="Ready", message=after["message"],
+        kube.events([event(devslot, type=NORMAL, reason="Ready", message=after["message"],
                            now=now)])
     if not ready:
         next_times.append(POLL_WHILE_PROVISIONING)
@@ -236,13 +229,13 @@ def _post_once(kube: Kube, devslot: Mapping[str, Any], reason: str, message: str
                now: datetime) -> None:
     before = get_condition(devslot.get("status"), "Ready")
     if not before or before.get("message") != message:
-        _post(kube, [event(devslot, type=WARNING, reason=reason, message=message, now=now)])
+        kube.events([event(devslot, type=WARNING, reason=reason, message=message, now=now)])
 
 
 def _expire(kube: Kube, devslot: Mapping[str, Any], now: datetime) -> Result:
     meta = devslot["metadata"]
     log.info("devslot %s: TTL ran out, deleting it and everything it made", meta["name"])
-    _post(kube, [event(devslot, type=NORMAL, reason="Expired", now=now,
+    kube.events([event(devslot, type=NORMAL, reason="Expired", now=now,
                        message="TTL ran out; deleting the slot and everything it made")])
     kube.delete(DEVSLOT, meta["name"], uid=meta["uid"], propagation="Background")
     return Result()
