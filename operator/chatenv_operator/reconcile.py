@@ -145,17 +145,17 @@ def _apply(p: Pass, password: Callable[[], str]) -> dict[str, readiness.Readines
     env = p.env
     steps = render.plan(env)
     components: dict[str, readiness.Readiness] = {}
-    data_ready = True
+    gated = False  # the app waits for its data services; the ingress waits for the app
     for step in steps:
         if step.component == "chat":
-            exists = p.kube.get(DEPLOYMENT, CHAT_NAME, env.namespace) is not None
-            if not (exists or data_ready or env.suspended):
-                waiting = [n for n in ("postgres", "redis") if not components[n].ready]
+            waiting = [n for n in ("postgres", "redis") if not components[n].ready]
+            gated = bool(waiting) and not env.suspended and p.kube.get(
+                DEPLOYMENT, CHAT_NAME, env.namespace) is None
+            if gated:
                 components["chat"] = readiness.Readiness(
                     False, f"waiting for {' and '.join(waiting)}")
                 components["ingress"] = readiness.Readiness(False, "waiting for chat")
-                continue
-        if step.component == "ingress" and "ingress" in components:
+        if gated and step.component in ("chat", "ingress"):
             continue
         for manifest in step.manifests:
             p.ensure(manifest)
@@ -172,7 +172,6 @@ def _apply(p: Pass, password: Callable[[], str]) -> dict[str, readiness.Readines
             components["chat"] = readiness.deployment(p.live[f"Deployment/{CHAT_NAME}"])
         elif step.component == "ingress":
             components["ingress"] = readiness.ingress(p.live[f"Ingress/{INGRESS_NAME}"])
-        data_ready = all(components[n].ready for n in ("postgres", "redis") if n in components)
     if not env.jaeger_enabled:
         _prune_jaeger(p)
         components["jaeger"] = readiness.Readiness(True, "disabled")
