@@ -41,6 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HACK = Path(__file__).resolve().parent
+sys.path.insert(0, str(HACK))
+
+from servers import free_port  # noqa: E402
+
 KWOK_VERSION = "v0.7.0"
 CACHE_ROOT = Path(os.environ.get("CHATENV_CACHE", Path.home() / ".cache" / "chatenv"))
 DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / "chatenv-cluster"
@@ -294,12 +298,6 @@ def write_kubeconfig(path: Path, pki: Path, port: int) -> None:
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_port_free(port: int, what: str) -> None:

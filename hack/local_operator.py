@@ -17,38 +17,44 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+HACK = Path(__file__).resolve().parent
+ROOT = HACK.parent
+sys.path.insert(0, str(HACK))
+
+from servers import free_port  # noqa: E402
+
 DEFAULT_STATE = Path(tempfile.gettempdir()) / "chatenv-operator"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def service_account_kubeconfig(kubectl: Sequence[str], path: Path, *,
+                               namespace: str = "chatenv-system",
+                               account: str = "chatenv-operator", duration: str = "24h") -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount with a TokenRequest token.
 
+    ``kubectl`` is the command that reaches the cluster (binary, and --kubeconfig if needed).
+    """
+    def run(*args: str) -> str:
+        return subprocess.run([*kubectl, *args], capture_output=True, text=True,
+                              check=True).stdout
 
-def service_account_kubeconfig(kubectl: str, path: Path) -> None:
-    run = [kubectl]
-    token = subprocess.run([*run, "create", "token", "chatenv-operator", "-n", "chatenv-system",
-                            "--duration=24h"], capture_output=True, text=True, check=True).stdout
-    view = json.loads(subprocess.run([*run, "config", "view", "--raw", "--minify", "-o", "json"],
-                                     capture_output=True, text=True, check=True).stdout)
+    token = run("create", "token", account, "-n", namespace, f"--duration={duration}").strip()
+    view = json.loads(run("config", "view", "--raw", "--minify", "-o", "json"))
     path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
         "clusters": [{"name": "c", "cluster": view["clusters"][0]["cluster"]}],
-        "users": [{"name": "chatenv-operator", "user": {"token": token.strip()}}],
-        "contexts": [{"name": "operator", "context": {"cluster": "c",
-                                                      "user": "chatenv-operator"}}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": account}}],
     }))
     path.chmod(0o600)
+    return path
 
 
 def running(state: Path) -> int | None:
@@ -66,7 +72,7 @@ def start(kubectl: str, state: Path, config: Path = ROOT / "services.yaml") -> i
         return 0
     state.mkdir(parents=True, exist_ok=True)
     kubeconfig = state / "kubeconfig"
-    service_account_kubeconfig(kubectl, kubeconfig)
+    service_account_kubeconfig([kubectl], kubeconfig)
     health, metrics = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "CHATENV_NAMESPACE": "chatenv-system",
            "CHATENV_CONFIG": str(config), "CHATENV_HEALTH_PORT": str(health),

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from local_operator import service_account_kubeconfig
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
@@ -67,15 +69,21 @@ def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
 
 
 @pytest.fixture(scope="session")
-def kubectl(kubeconfig: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run kubectl (the one built with the control plane, else the one on PATH)."""
+def kubectl_command(kubeconfig: Path) -> list[str]:
+    """kubectl (the one built with the control plane, else the one on PATH) for the cluster."""
     binary = subprocess.run([*CLUSTER, "kubectl"], capture_output=True, text=True,
                             check=True).stdout.strip()
+    return [binary, "--kubeconfig", str(kubeconfig)]
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubectl_command: list[str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run kubectl against the tests' cluster."""
 
     def run(*args: str, stdin: str | None = None, check: bool = True,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([binary, "--kubeconfig", str(kubeconfig), *args], input=stdin,
-                              capture_output=True, text=True, check=check, timeout=timeout)
+        return subprocess.run([*kubectl_command, *args], input=stdin, capture_output=True,
+                              text=True, check=check, timeout=timeout)
 
     return run
 
@@ -107,14 +115,6 @@ def crds(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
 
 
 # --------------------------------------------------------------------------- the operator
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # How the API server words an authorization denial of the operator's ServiceAccount.
@@ -207,25 +207,6 @@ class OperatorProcess:
         return self.log.read_text(errors="replace").splitlines()
 
 
-def service_account_kubeconfig(kubectl: Callable[..., subprocess.CompletedProcess[str]],
-                               path: Path, namespace: str, account: str) -> Path:
-    """A kubeconfig that authenticates as a ServiceAccount with a TokenRequest token."""
-    import json
-
-    token = kubectl("create", "token", account, "-n", namespace, "--duration=6h").stdout.strip()
-    view = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
-    cluster = dict(view["clusters"][0]["cluster"])
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": account}}],
-        "current-context": "c",
-    }))
-    path.chmod(0o600)
-    return path
-
-
 @pytest.fixture(scope="session")
 def installed(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     """`kubectl apply -k deploy/`, as a cluster admin would; the in-cluster operator is
@@ -236,7 +217,7 @@ def installed(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
 
 
 @pytest.fixture(scope="session")
-def operator(installed: None, kubectl: Callable[..., subprocess.CompletedProcess[str]],
+def operator(installed: None, kubectl_command: list[str],
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     workdir = tmp_path_factory.mktemp("operator")
     import yaml
@@ -247,8 +228,8 @@ def operator(installed: None, kubectl: Callable[..., subprocess.CompletedProcess
     if os.environ.get("CHATENV_TEST_CHAT_IMAGE"):  # a real cluster runs a real image (kind)
         doc["images"]["chat"] = os.environ["CHATENV_TEST_CHAT_IMAGE"]
     config.write_text(yaml.safe_dump(doc))
-    sa_config = service_account_kubeconfig(kubectl, workdir / "kubeconfig", "chatenv-system",
-                                           "chatenv-operator")
+    sa_config = service_account_kubeconfig(kubectl_command, workdir / "kubeconfig",
+                                           duration="6h")
     proc = OperatorProcess(sa_config, config, workdir)
     proc.start()
     yield proc

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RBAC_DENIAL, OperatorProcess, service_account_kubeconfig
+from conftest import RBAC_DENIAL, OperatorProcess
 from kubehelpers import condition, not_found, wait_until
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from local_operator import service_account_kubeconfig
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 GROUP, VERSION = "chatenv.dev", "v1alpha1"
@@ -372,16 +373,17 @@ def test_cli_errors_and_exit_codes(slots: Slots, kubeconfig: Path, tmp_path: Pat
     assert nocfg.returncode == 5
 
 
-def test_ci_runner_role_is_enough(slots: Slots, kubectl: Kubectl, tmp_path: Path,
-                                  namespace: str) -> None:
+def test_ci_runner_role_is_enough(slots: Slots, kubectl: Kubectl, kubectl_command: list[str],
+                                  tmp_path: Path, namespace: str) -> None:
     """The CI runner's identity, bound to deploy/'s chatenv-ci role, can open and close slots."""
     kubectl("create", "serviceaccount", "ci-runner", "-n", namespace)
     binding = f"t-ci-{namespace}"
     kubectl("create", "clusterrolebinding", binding, "--clusterrole=chatenv-ci",
             f"--serviceaccount={namespace}:ci-runner")
     try:
-        config = service_account_kubeconfig(kubectl, tmp_path / "ci.kubeconfig", namespace,
-                                            "ci-runner")
+        config = service_account_kubeconfig(kubectl_command, tmp_path / "ci.kubeconfig",
+                                            namespace=namespace, account="ci-runner",
+                                            duration="6h")
         repo = ["--repository", slots.repository]
         out = ok_json(chatenv(config, "ensure-ready", "--issue", "601", *repo,
                               "--timeout", "90s"))
