@@ -1,6 +1,9 @@
-"""API errors and their one JSON shape: `{"error": {"code": ..., "message": ...}}`.
+"""API errors and their one JSON shape, the original backend's contract extended:
+`{"error": "<human-readable text>", "code": "<stable code>", "field": "<input field>"}`.
 
-Pure: exceptions and a response builder, no I/O.
+`error` stays a string, as the original's clients read it; `code` is always present;
+`field` only when one input field is at fault. Pure: exceptions and a response
+builder, no I/O.
 """
 
 from __future__ import annotations
@@ -112,10 +115,16 @@ HTTP_CODES = {
 }
 
 
+def error_body(code: str, message: str, *, field: str | None = None) -> dict[str, str]:
+    """`{"error": message, "code": code[, "field": field]}`."""
+    body = {"error": message, "code": code}
+    if field is not None:
+        body["field"] = field
+    return body
+
+
 def error_response(status: int, code: str, message: str, *, field: str | None = None,
                    headers: Mapping[str, str] | None = None) -> web.Response:
     """The JSON error response every failing endpoint returns."""
-    body: dict[str, str] = {"code": code, "message": message}
-    if field is not None:
-        body["field"] = field
-    return web.json_response({"error": body}, status=status, headers=headers)
+    return web.json_response(error_body(code, message, field=field), status=status,
+                             headers=headers)

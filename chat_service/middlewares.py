@@ -81,7 +81,7 @@ def make_observing_middleware() -> Middleware:
 
 
 def make_error_middleware() -> Middleware:
-    """Every error as `{"error": {"code", "message"}}`; unexpected ones as a logged 500."""
+    """Every error as `{"error": text, "code", "field"?}`; unexpected ones as a logged 500."""
 
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:

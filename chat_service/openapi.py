@@ -51,11 +51,13 @@ def _cursor(name: str, description: str) -> dict[str, Any]:
 def _schemas() -> dict[str, Any]:
     return {
         "Error": {
-            "type": "object", "required": ["error"],
-            "properties": {"error": {
-                "type": "object", "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                               "field": {"type": "string"}}}}},
+            "type": "object", "required": ["error", "code"],
+            "description": "`error` is the human-readable text (a string, as the original "
+                           "backend sent it); `code` is stable for programs; `field` names "
+                           "the input at fault, when there is one.",
+            "properties": {"error": {"type": "string"}, "code": {"type": "string"},
+                           "field": {"type": "string"},
+                           "checks": {"type": "object"}}},
         "Credentials": {
             "type": "object", "required": ["nickname", "password"],
             "description": "Unknown fields are ignored.",
@@ -178,7 +180,8 @@ def build_spec() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "chatenv chat service", "version": "1.0.0",
-                 "description": "Errors are always {\"error\": {\"code\", \"message\"}}."},
+                 "description": "Errors are always {\"error\": \"<text>\", \"code\": \"<code>\"} "
+                                "plus \"field\" when one input is at fault."},
         "paths": _paths(),
         "components": {
             "schemas": _schemas(),

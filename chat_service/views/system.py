@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from chat_service import queries
-from chat_service.errors import Unavailable
+from chat_service.errors import Unavailable, error_body
 from chat_service.metrics import CONTENT_TYPE
 from chat_service.openapi import build_spec
 from chat_service.state import CONFIG, DB, METRICS, REDIS
@@ -52,8 +52,8 @@ async def readyz(request: web.Request) -> web.Response:
     failed = [name for name, state in checks.items() if state != "ok"]
     if failed:
         return web.json_response(
-            {"error": {"code": "unavailable", "message": f"not ready: {', '.join(failed)}"},
-             "checks": checks}, status=503)
+            {**error_body("unavailable", f"not ready: {', '.join(failed)}"), "checks": checks},
+            status=503)
     return web.json_response({"status": "ok", "checks": checks})
 
 

@@ -153,7 +153,7 @@ async def test_polling_fallback_does_not_skip_lower_ids(browser: Browser,
 
     async def refuse_stream(route: Route) -> None:
         await route.fulfill(status=503, content_type="application/json",
-                            body='{"error": {"code": "unavailable", "message": "no stream"}}')
+                            body='{"error": "no stream", "code": "unavailable"}')
 
     # Event streams fail: the page must fall back to polling.
     await page.route("**/api/events*", refuse_stream)

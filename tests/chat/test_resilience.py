@@ -84,7 +84,7 @@ class Traffic:
                     token = None  # Redis lost its sessions: log in again, as a client would
             self.statuses[reply.status] = self.statuses.get(reply.status, 0) + 1
             if reply.status == 503:
-                assert reply.body["error"]["code"] == "unavailable"
+                assert reply.body["code"] == "unavailable"
                 self.slowest_failure = max(self.slowest_failure, time.monotonic() - started)
             elif reply.status not in (200, 201, 401):
                 self.unexpected.append((reply.status, reply.body))
@@ -115,10 +115,10 @@ async def test_postgres_outage(own_config: Config,
             ready = await svc.call("GET", "/health/readyz")
             assert ready.status == 503
             assert ready.body["checks"] == {"postgresql": "unavailable", "redis": "ok"}
-            assert "postgresql" in ready.body["error"]["message"]
+            assert "postgresql" in ready.body["error"]
             listing = await svc.call("GET", "/api/messages")
             assert listing.status == 503
-            assert listing.body["error"]["code"] == "unavailable"
+            assert listing.body["code"] == "unavailable"
             await asyncio.to_thread(pg.start)
             await wait_for(lambda: len(traffic.acked) > down_at + 20, seconds=20)
         finally:

@@ -1,5 +1,6 @@
 // The chat service's HTTP API. Every failure becomes an ApiError carrying the
-// server's {"error": {"code", "message"}} (or a network error of our own).
+// server's {"error": "<text>", "code": "<code>", "field"?: "<field>"} (or a network
+// error of our own).
 
 export interface Message {
   id: number
@@ -20,6 +21,7 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly field?: string,
   ) {
     super(message)
   }
@@ -47,11 +49,12 @@ async function request<T>(method: string, path: string, body?: unknown, token?: 
     // A proxy's HTML error page, for instance.
   }
   if (!response.ok) {
-    const error = (data as { error?: { code?: string; message?: string } } | null)?.error
+    const error = data as { error?: unknown; code?: unknown; field?: unknown } | null
     throw new ApiError(
       response.status,
-      error?.code ?? 'http_' + response.status,
-      error?.message ?? `The server answered ${response.status}.`,
+      typeof error?.code === 'string' ? error.code : 'http_' + response.status,
+      typeof error?.error === 'string' ? error.error : `The server answered ${response.status}.`,
+      typeof error?.field === 'string' ? error.field : undefined,
     )
   }
   return data as T
