@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from chat_service.errors import ApiError, Unauthorized
 from chat_service.models import SessionInfo
@@ -25,13 +25,15 @@ class UnsupportedMediaType(ApiError):
 async def json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object.
 
-    415 unless Content-Type is application/json (or `+json`); 400 for an empty,
+    A body without Content-Type is read as JSON, as the original backend did; 415 for
+    a declared type other than application/json (or `+json`); 400 for an empty,
     malformed or non-object body; 413 (raised by aiohttp) past MAX_BODY_BYTES.
     Fields the endpoint does not know are ignored.
     """
-    ctype = request.content_type
-    if ctype != "application/json" and not ctype.endswith("+json"):
-        raise UnsupportedMediaType("Content-Type must be application/json")
+    if hdrs.CONTENT_TYPE in request.headers:
+        ctype = request.content_type
+        if ctype != "application/json" and not ctype.endswith("+json"):
+            raise UnsupportedMediaType("Content-Type must be application/json")
     raw = await request.read()
     if not raw.strip():
         raise ApiError("request body must be a JSON object", code="invalid_json")

@@ -35,7 +35,7 @@ def _error(description: str) -> dict[str, Any]:
 _BODY_ERRORS = {
     "400": _error("Malformed JSON, not an object, or a field breaks its rules"),
     "413": _error("Body larger than MAX_BODY_BYTES"),
-    "415": _error("Content-Type is not application/json"),
+    "415": _error("Content-Type given and not JSON (a body without one is read as JSON)"),
 }
 _UNAVAILABLE = {"503": _error("PostgreSQL or Redis unavailable")}
 _AUTH = {"401": _error("Missing, unknown, expired or logged-out token")}
@@ -116,11 +116,14 @@ def _paths() -> dict[str, Any]:
                 "description": "With after_id: the next messages after it (polling). With "
                                "before_id: the older page before it. With neither: the latest.",
                 "parameters": [
-                    _cursor("after_id", "Return messages with a greater id"),
+                    {"name": "after_id", "in": "query", "required": False,
+                     "description": "Return messages with a greater id; 0 or less (or "
+                                    "empty) means no cursor, as in the original",
+                     "schema": {"type": "integer"}},
                     _cursor("before_id", "Return messages with a smaller id"),
                     {"name": "limit", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX,
-                                "default": LIMIT_DEFAULT}},
+                     "description": f"Page size; values above {LIMIT_MAX} count as {LIMIT_MAX}",
+                     "schema": {"type": "integer", "minimum": 1, "default": LIMIT_DEFAULT}},
                     {"name": "If-None-Match", "in": "header", "required": False,
                      "schema": {"type": "string"}}],
                 "responses": {

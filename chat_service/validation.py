@@ -110,13 +110,17 @@ class MessageQuery:
     before_id: int | None = None
 
 
-def _cursor(query: Mapping[str, str], name: str) -> int | None:
+def _integer(query: Mapping[str, str], name: str, what: str) -> int | None:
+    """An optional integer parameter, read as the original's strconv.ParseInt did
+    (optional sign, ASCII digits); empty counts as absent."""
     raw = query.get(name)
-    if raw is None:
+    if raw is None or raw == "":
         return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise ValidationFailed(f"{name} must be a non-negative integer", field=name)
-    return _bounded_int(raw)
+    digits = raw[1:] if raw[:1] in ("+", "-") else raw
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValidationFailed(f"{name} must be {what}", field=name)
+    value = _bounded_int(digits)
+    return -value if raw[0] == "-" else value
 
 
 def _bounded_int(digits: str) -> int:
@@ -125,20 +129,30 @@ def _bounded_int(digits: str) -> int:
     return ID_MAX if len(significant) > 19 else min(int(significant), ID_MAX)
 
 
+def _cursor(query: Mapping[str, str], name: str) -> int | None:
+    value = _integer(query, name, "a non-negative integer")
+    if value is not None and value < 0:
+        raise ValidationFailed(f"{name} must be a non-negative integer", field=name)
+    return value
+
+
 def message_query(query: Mapping[str, str]) -> MessageQuery:
-    """Parse `after_id`, `before_id` and `limit`; unknown parameters are ignored."""
-    after_id = _cursor(query, "after_id")
+    """Parse `after_id`, `before_id` and `limit`; unknown parameters are ignored.
+
+    As the original backend: `after_id` of 0 or less (or empty) means no cursor, and a
+    `limit` above the maximum is clamped to it. Empty `limit` and `before_id` are absent.
+    """
+    after_id = _integer(query, "after_id", "an integer")
+    if after_id is not None and after_id <= 0:
+        after_id = None
     before_id = _cursor(query, "before_id")
     if after_id is not None and before_id is not None:
         raise ValidationFailed("use either after_id or before_id, not both", field="before_id")
-    raw_limit = query.get("limit")
-    limit = LIMIT_DEFAULT
-    if raw_limit is not None:
-        if not (raw_limit.isascii() and raw_limit.isdigit()) or \
-                not 1 <= _bounded_int(raw_limit) <= LIMIT_MAX:
-            raise ValidationFailed(f"limit must be an integer 1-{LIMIT_MAX}", field="limit")
-        limit = _bounded_int(raw_limit)
-    return MessageQuery(limit=limit, after_id=after_id, before_id=before_id)
+    limit = _integer(query, "limit", "a positive integer")
+    if limit is not None and limit < 1:
+        raise ValidationFailed("limit must be a positive integer", field="limit")
+    return MessageQuery(limit=LIMIT_DEFAULT if limit is None else min(limit, LIMIT_MAX),
+                        after_id=after_id, before_id=before_id)
 
 
 def event_cursor(last_event_id: str | None, after_id: str | None) -> int | None:

@@ -64,13 +64,39 @@ async def test_oversized_body_413(service: Service) -> None:
 async def test_non_json_content_type_415(service: Service) -> None:
     token = await _token(service)
     for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
-                  None):
-        headers = {"Content-Type": ctype} if ctype else {}
+                  "application/octet-stream", "text/json"):
         for path in POST_ROUTES:
             reply = await service.call("POST", path, data='{"text": "x"}', token=token,
-                                       headers=headers)
+                                       headers={"Content-Type": ctype})
             assert reply.status == 415, (ctype, path)
             _assert_error(reply.body, "unsupported_media_type")
+
+
+async def _post_without_content_type(service: Service, path: str, body: bytes,
+                                     token: str | None = None) -> tuple[int, object]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with service.http.post(service.url + path, data=body, headers=headers,
+                                 skip_auto_headers=["Content-Type"]) as resp:
+        assert "Content-Type" not in resp.request_info.headers
+        return resp.status, await resp.json()
+
+
+async def test_json_without_content_type_accepted(service: Service) -> None:
+    # The original backend decoded any body as JSON; clients that send none keep working.
+    creds = b'{"nickname": "noctype", "password": "no-content-type"}'
+    status, body = await _post_without_content_type(service, "/api/register", creds)
+    assert status == 201, body
+    status, body = await _post_without_content_type(service, "/api/login", creds)
+    assert status == 200, body
+    assert isinstance(body, dict)
+    token = body["token"]
+    status, posted = await _post_without_content_type(service, "/api/messages",
+                                                      b'{"text": "no header"}', token)
+    assert status == 201, posted
+    # Still JSON: malformed bodies are 400, not accepted as something else.
+    status, error = await _post_without_content_type(service, "/api/messages", b"text=x", token)
+    assert status == 400
+    _assert_error(error, "invalid_json")
 
 
 @pytest.mark.parametrize("raw", [

@@ -92,7 +92,17 @@ async def test_cursors_and_limits(service: Service) -> None:
 
     assert await listed("") == ids
     assert await listed("?limit=5") == ids[-5:]
-    assert await listed("?after_id=0&limit=5") == ids[:5]
+    # As in the original: after_id of 0 or less, or empty, is no cursor; a limit past the
+    # maximum is clamped; the original's strconv.ParseInt also took a sign.
+    for no_cursor in ("?after_id=0&limit=5", "?after_id=-1&limit=5", "?after_id=&limit=5",
+                      "?after_id=-99999999999999999999999&limit=5", "?after_id=%2B0&limit=5",
+                      "?limit=5&before_id="):
+        assert await listed(no_cursor) == ids[-5:], no_cursor
+    assert await listed(f"?after_id=%2B{ids[4]}&limit=3") == ids[5:8]
+    assert await listed("?limit=201") == ids
+    assert await listed("?limit=" + "9" * 5000) == ids
+    assert await listed("?limit=") == ids
+    assert await listed("?after_id=-5&limit=%2B2") == ids[-2:]
     assert await listed(f"?after_id={ids[4]}&limit=3") == ids[5:8]
     assert await listed(f"?after_id={ids[-1]}") == []
     assert await listed(f"?before_id={ids[6]}&limit=3") == ids[3:6]
@@ -100,22 +110,27 @@ async def test_cursors_and_limits(service: Service) -> None:
     assert await listed("?limit=200") == ids
     assert await listed(f"?after_id={'9' * 30}") == []
     assert await listed("?after_id=0&unknown=1") == ids
+    # The clamp applies to the rows, not just the parameter.
+    many = ids + [(await service.post(token, f"n{i}")).body["id"] for i in range(200)]
+    assert await listed("?limit=1000") == many[-200:]
+    assert await listed(f"?after_id={many[0]}&limit=1000") == many[1:201]
 
 
 async def test_bad_query_values(service: Service) -> None:
-    for query in ("limit=0", "limit=201", "limit=-1", "limit=abc", "limit=", "limit=1.5",
-                  "after_id=-1", "after_id=x", "after_id=", "before_id=1e3",
-                  "after_id=1&before_id=5", "limit=" + "9" * 5000, "after_id=%D9%A3"):
+    for query in ("limit=0", "limit=-1", "limit=-0", "limit=abc", "limit=1.5", "limit=+",
+                  "after_id=x", "after_id=-", "after_id=1.5", "after_id= 1", "before_id=1e3",
+                  "before_id=-1", "after_id=1&before_id=5", "after_id=%D9%A3",
+                  "limit=%D9%A3"):
         reply = await service.call("GET", f"/api/messages?{query}")
         assert reply.status == 400, (query, reply.status)
         assert reply.body["code"] == "validation_failed"
 
 
 async def test_original_client_polling_pattern(service: Service) -> None:
-    # The original client polled after_id=<last id>&limit=50 every few seconds.
+    # The original client polled after_id=<last id> every few seconds.
     alice, bob = await _user(service, "alice"), await _user(service, "bob")
     first = (await service.post(alice, "one")).body["id"]
-    seen = (await service.call("GET", "/api/messages?after_id=0&limit=50")).body
+    seen = (await service.call("GET", "/api/messages?")).body
     assert [m["id"] for m in seen] == [first]
     # Bob posts while alice posts too; alice's cursor must not skip bob's message.
     bobs = (await service.post(bob, "from bob")).body["id"]

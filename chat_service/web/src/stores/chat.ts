@@ -63,6 +63,12 @@ export const useChatStore = defineStore('chat', () => {
     if (oldest === undefined) return loadLatest()
     const fresh: Message[] = []
     let after = oldest - 1
+    if (after < 1) {
+      // after_id=0 means "no cursor" (the latest page), so the first message is read
+      // with before_id instead.
+      fresh.push(...(await api.messages({ beforeId: oldest + 1, limit: 1 })))
+      after = oldest
+    }
     for (let i = 0; i < 5; i++) {
       const page = await api.messages({ afterId: after, limit: 200 })
       fresh.push(...page)
