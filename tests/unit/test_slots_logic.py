@@ -1,15 +1,14 @@
-"""Pure logic of DevSlots and the CLI: claims, queue order, expiry, the sweep's fail-safety."""
+"""Pure logic of DevSlots: claims, queue order, expiry, the sweep's fail-safety."""
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chatenv_operator import cli, slots
+from chatenv_operator import slots
 from chatenv_operator.builders import slots as b
 from chatenv_operator.config import load_config
 from chatenv_operator.kube import ApiError
@@ -127,53 +126,3 @@ def test_sweep_of_an_empty_cluster_deletes_nothing() -> None:
     kube = StubKube({}, {})
     assert slots.sweep(kube, now=T0) == []  # type: ignore[arg-type]
     assert kube.deleted == []
-
-
-def args(**kw: Any) -> argparse.Namespace:
-    base = {"repository": "Acme/Chat.App", "issue": None, "pr": None, "mode": "dev", "ttl": None,
-            "slot": None, "chat_image": None, "agent_image": None, "agent_secret": None}
-    return argparse.Namespace(**{**base, **kw})
-
-
-def test_cli_devslot_names_are_deterministic_and_valid() -> None:
-    assert cli.devslot_name("Acme/Chat.App", issue=12, pr=None) == "acme-chat-app-issue-12"
-    assert cli.devslot_name("acme/chat", issue=None, pr=3) == "acme-chat-pr-3"
-    long = cli.devslot_name("o" * 60 + "/" + "r" * 60, issue=1, pr=None)
-    assert len(long) <= 63
-
-
-def test_cli_manifest_and_summary() -> None:
-    manifest = cli.devslot_manifest(args(pr=5, ttl="2h", chat_image="x/chat:pr-5",
-                                         agent_image="x/agent:1", agent_secret=["keys"]))
-    assert manifest["spec"] == {"repository": "Acme/Chat.App", "mode": "dev", "pr": 5,
-                                "ttl": "2h", "images": {"chat": "x/chat:pr-5"},
-                                "agent": {"image": "x/agent:1", "secretRefs": ["keys"]}}
-    assert manifest["metadata"]["labels"]["chatenv.dev/pr"] == "5"
-    d = devslot(mode="repair")
-    d["status"] = {"namespace": "chat-ai-staging", "phase": "Ready",
-                   "conditions": [{"type": "Ready", "status": "True"}]}
-    s = cli.summary(d, created=False)
-    assert (s["env"], s["slot"], s["infraReady"], s["created"]) == ("ai-repair", None, True,
-                                                                    False)
-
-
-def test_cli_comment_and_table() -> None:
-    d = devslot(pr=9)
-    d["status"] = {"slot": 3, "namespace": "chat-dev-3", "phase": "Ready",
-                   "url": "https://dev-3.ai.chat.example.com", "expiresAt": "2026-11-27T12:00:00Z"}
-    en = cli.comment_markdown(d, "en")
-    assert "### Slot 3 for #9" in en
-    assert "https://dev-3.ai.chat.example.com/jaeger" in en
-    assert "Слот 3" in cli.comment_markdown(d, "ru")
-    lines = cli.table([d]).splitlines()
-    assert lines[0].split() == ["NAME", "SLOT", "ISSUE", "PR", "MODE", "PHASE", "READY",
-                                "EXPIRES", "URL"]
-    assert lines[1].split()[:3] == ["d", "3", "7"]
-
-
-def test_cli_render_needs_no_cluster(capsys: pytest.CaptureFixture[str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
-    assert cli.main(["render", "--issue", "4", "--repository", "acme/chat"]) == 0
-    assert "name: acme-chat-issue-4" in capsys.readouterr().out
-    assert cli.main(["render", "--issue", "4"]) == cli.EXIT_USAGE
