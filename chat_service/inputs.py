@@ -10,9 +10,11 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from chat_service import queries
 from chat_service.errors import ApiError, Unauthorized
 from chat_service.models import SessionInfo
-from chat_service.state import CONFIG, REDIS
+from chat_service.redis_store import is_legacy_token
+from chat_service.state import CONFIG, DB, REDIS
 
 
 class UnsupportedMediaType(ApiError):
@@ -56,12 +58,30 @@ def bearer_token(request: web.Request) -> str:
 
 
 async def require_session(request: web.Request) -> tuple[str, SessionInfo]:
-    """(token, session) of an authenticated request, renewing the session; or 401."""
+    """(token, session) of an authenticated request, renewing the session; or 401.
+
+    A token the original backend issued is accepted while its session lives, and its
+    session is moved to this service's format on this first use.
+    """
     token = bearer_token(request)
-    session = await request.app[REDIS].get_session(token)
+    redis = request.app[REDIS]
+    session = await redis.get_session(token)
+    if session is None and is_legacy_token(token):
+        session = await _upgrade_legacy_session(request, token)
     if session is None:
         raise Unauthorized("invalid or expired token")
     return token, session
+
+
+async def _upgrade_legacy_session(request: web.Request, token: str) -> SessionInfo | None:
+    redis = request.app[REDIS]
+    user_id = await redis.legacy_session_user(token)
+    if user_id is None:
+        return None
+    user = await queries.find_user_by_id(request.app[DB], user_id)
+    if user is None:
+        return None
+    return await redis.upgrade_legacy_session(token, user.id, user.nickname)
 
 
 def client_address(request: web.Request) -> str:

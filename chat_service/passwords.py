@@ -1,7 +1,9 @@
 """argon2id password hashing on a bounded thread pool, off the event loop.
 
 Verifying against a dummy hash when the user is unknown makes a failed login take
-about as long whether or not the nickname exists. The pool's threads are the only
+about as long whether or not the nickname exists. Hashes the original backend stored
+(bcrypt, `$2a$`/`$2b$`/`$2y$`) still verify; `needs_rehash` says yes to them, so the
+next successful login replaces them with argon2id. The pool's threads are the only
 resource here; `PasswordHasher.close` releases them.
 """
 
@@ -12,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import argon2
 import argon2.exceptions
+import bcrypt
 
 from chat_service.config import Config
 
@@ -40,15 +43,44 @@ class PasswordHasher:
             self._pool, self._verify, encoded, password)
 
     def _verify(self, encoded: str | None, password: str) -> bool:
+        if encoded is not None and is_bcrypt(encoded):
+            return _bcrypt_verify(encoded, password)
         try:
             return self._argon.verify(encoded or self._dummy, password) and encoded is not None
         except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
             return False
 
     def needs_rehash(self, encoded: str) -> bool:
-        """Whether `encoded` was made with other parameters than the configured ones."""
-        return self._argon.check_needs_rehash(encoded)
+        """Whether `encoded` is not argon2id with the configured parameters (a bcrypt
+        hash of the original backend, or older argon2 settings)."""
+        if is_bcrypt(encoded):
+            return True
+        try:
+            return self._argon.check_needs_rehash(encoded)
+        except argon2.exceptions.InvalidHashError:
+            return True
 
     def close(self) -> None:
         """Stop the worker threads (waiting for running hashes)."""
         self._pool.shutdown(wait=True)
+
+
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+
+
+def is_bcrypt(encoded: str) -> bool:
+    """Whether `encoded` is a bcrypt hash (as the original backend stored them)."""
+    return encoded.startswith(_BCRYPT_PREFIXES)
+
+
+def _bcrypt_verify(encoded: str, password: str) -> bool:
+    # `$2y$` (PHP's name) is the same algorithm as `$2b$`; the library knows `$2a$`/`$2b$`.
+    stored = encoded.encode("ascii", "replace")
+    if stored.startswith(b"$2y$"):
+        stored = b"$2b$" + stored[4:]
+    try:
+        return bcrypt.checkpw(password.encode("utf-8"), stored)
+    except ValueError:
+        # A malformed hash, or a password past bcrypt's 72 bytes, which the original could
+        # never have stored: no match.
+        return False

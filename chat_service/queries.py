@@ -61,6 +61,14 @@ async def find_user(db: Executor, nickname: str) -> User | None:
     return None if row is None else User(id=row[0], nickname=row[1], password_hash=row[2])
 
 
+async def find_user_by_id(db: Executor, user_id: int) -> User | None:
+    """The user with this id."""
+    row = await db.fetch_one(
+        "SELECT chat_user by id",
+        "SELECT id, nickname, password_hash FROM chat_user WHERE id = %s", (user_id,))
+    return None if row is None else User(id=row[0], nickname=row[1], password_hash=row[2])
+
+
 async def set_password_hash(db: Executor, user_id: int, password_hash: str) -> bool:
     """Replace a user's password hash; False if the user is gone."""
     return await db.execute(

@@ -2,13 +2,16 @@
 
 Redis outages surface as `RedisUnavailable` (a 503). redis-py reconnects by itself
 on the next command once Redis is back. Session tokens are stored only as their
-SHA-256 digest, so a copy of Redis holds no usable credential. This module does I/O.
+SHA-256 digest, so a copy of Redis holds no usable credential. Sessions the original
+backend made (`session:<64 hex>` -> user id, the raw token in the key) are read until
+first use, when `upgrade_legacy_session` moves them to this format. This module does I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +29,10 @@ from chat_service.models import SessionInfo
 
 SESSION_PREFIX = "chat:session:"
 RATE_PREFIX = "chat:ratelimit:"
+# The original backend's sessions: `session:<token>` -> the user id as text, where the
+# token is 32 random bytes in lower-case hex.
+LEGACY_SESSION_PREFIX = "session:"
+_LEGACY_TOKEN = re.compile(r"[0-9a-f]{64}")
 # Tokens are token_urlsafe(32): 43 characters. Anything far off is not ours.
 _TOKEN_MAX = 128
 
@@ -104,10 +111,44 @@ class RedisStore:
         data = json.loads(raw)
         return SessionInfo(user_id=int(data["u"]), nickname=str(data["n"]))
 
+    async def legacy_session_user(self, token: str) -> int | None:
+        """The user id of an original-format session `token`, if one is stored.
+
+        Checks this format once more when the original's key is gone, since a
+        concurrent request may have just upgraded the same token.
+        """
+        if not is_legacy_token(token):
+            return None
+        async with self._call("GET"):
+            raw = await self.client.get(LEGACY_SESSION_PREFIX + token)
+        if raw is None:
+            again = await self.get_session(token)
+            return None if again is None else again.user_id
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        # A bigint id, or nothing of ours.
+        if not (text.isascii() and text.isdigit() and len(text) <= 19):
+            return None
+        return int(text) if int(text) < 2**63 else None
+
+    async def upgrade_legacy_session(self, token: str, user_id: int,
+                                     nickname: str) -> SessionInfo:
+        """Store an original-format session in this format and drop the original's key
+        (which held the raw token), atomically; from now on it lives like any session."""
+        async with self._call("MULTI"):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(SESSION_PREFIX + token_digest(token),
+                     json.dumps({"u": user_id, "n": nickname}), ex=self._session_ttl)
+            pipe.delete(LEGACY_SESSION_PREFIX + token)
+            await pipe.execute()
+        return SessionInfo(user_id=user_id, nickname=nickname)
+
     async def delete_session(self, token: str) -> bool:
-        """End a session; False if there was none."""
+        """End a session (of either format); False if there was none."""
+        keys = [SESSION_PREFIX + token_digest(token)]
+        if is_legacy_token(token):
+            keys.append(LEGACY_SESSION_PREFIX + token)
         async with self._call("DEL"):
-            return bool(await self.client.delete(SESSION_PREFIX + token_digest(token)))
+            return bool(await self.client.delete(*keys))
 
     async def delete_user_sessions(self, user_id: int) -> int:
         """End every session of a user (admin: deleted user, new password).
@@ -117,20 +158,21 @@ class RedisStore:
         """
         removed = 0
         async with self._call("SCAN"):
-            batch: list[Any] = []
-            async for key in self.client.scan_iter(match=SESSION_PREFIX + "*", count=500):
-                batch.append(key)
-                if len(batch) >= 500:
+            for prefix in (SESSION_PREFIX, LEGACY_SESSION_PREFIX):
+                batch: list[Any] = []
+                async for key in self.client.scan_iter(match=prefix + "*", count=500):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        removed += await self._delete_if_user(batch, user_id)
+                        batch = []
+                if batch:
                     removed += await self._delete_if_user(batch, user_id)
-                    batch = []
-            if batch:
-                removed += await self._delete_if_user(batch, user_id)
         return removed
 
     async def _delete_if_user(self, keys: list[Any], user_id: int) -> int:
         values = await self.client.mget(keys)
         doomed = [k for k, v in zip(keys, values, strict=True)
-                  if v is not None and json.loads(v).get("u") == user_id]
+                  if v is not None and _session_user(v) == user_id]
         return int(await self.client.delete(*doomed)) if doomed else 0
 
     async def hit_rate_limit(self, bucket: str, window: int) -> tuple[int, int]:
@@ -148,3 +190,21 @@ class RedisStore:
         """Send a live-update event to every replica's subscribers."""
         async with self._call("PUBLISH"):
             await self.client.publish(self._channel, json.dumps(event))
+
+
+def is_legacy_token(token: str) -> bool:
+    """Whether `token` has the shape of the original backend's tokens (64 hex digits)."""
+    return _LEGACY_TOKEN.fullmatch(token) is not None
+
+
+def _session_user(value: bytes | str) -> int | None:
+    """The user id in a stored session of either format (JSON here, a number in the
+    original's)."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(data, dict):
+        user = data.get("u")
+        return user if isinstance(user, int) else None
+    return data if isinstance(data, int) and not isinstance(data, bool) else None
