@@ -90,7 +90,13 @@ async def _serve(config: Config) -> None:
 
 async def _migrate(config: Config) -> None:
     async with open_database(config) as db:
-        applied = await migrating.migrate(db)
-    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (up to date)"
+        report = await migrating.migrate(db)
+    if report.adopted is not None:
+        users, messages = report.adopted
+        note = (f"adopted the original backend's database in place ({users} users, "
+                f"{messages} messages kept) as 0001_initial")
+        log.info("%s", note)
+        print(note)
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in report.applied) or "none (up to date)"
     log.info("migrations applied: %s", names)
     print(f"migrations applied: {names}")

@@ -2,25 +2,56 @@
 
 `migrate` applies the missing ones, each in its own transaction, under a
 PostgreSQL advisory lock so several replicas may run it at once; running it
-again does nothing. `check` is what the server runs at start: it refuses an
-unmigrated, partially migrated or altered schema. Both do I/O through a `Database`.
+again does nothing. A database the original backend made (its `chat_user` and
+`chat_message`, no `schema_migrations`) is adopted in place: checked, brought to
+0001's schema by `migrations/adopt_original.sql` in one transaction, and recorded
+as 0001. Tables of those names with any other shape are refused. `check` is what
+the server runs at start: it refuses an unmigrated, partially migrated or altered
+schema. Both do I/O through a `Database`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from importlib import resources
 
+import psycopg2
+
 from chat_service import queries
-from chat_service.database import Database
+from chat_service.database import Database, Session
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_ADOPTION_FILE = "adopt_original.sql"
+
+# The original's tables as its Django migrations made them: column -> accepted types
+# (information_schema's data_type, with the varchar length). `deleted_at` came later.
+_ORIGINAL_COLUMNS: dict[str, dict[str, set[str]]] = {
+    "chat_user": {"id": {"bigint"}, "nickname": {"character varying(64)"},
+                  "password_hash": {"character varying(128)", "character varying(256)",
+                                    "text"},
+                  "created_at": {"timestamp with time zone"}},
+    "chat_message": {"id": {"bigint"}, "user_id": {"bigint"}, "text": {"text"},
+                     "created_at": {"timestamp with time zone"}},
+}
+_ORIGINAL_OPTIONAL = {"chat_message": {"deleted_at": {"timestamp with time zone"}}}
 
 
 class SchemaNotReady(Exception):
     """The database schema does not match the migrations this version ships."""
+
+
+@dataclass
+class Report:
+    """What one `migrate` did."""
+
+    applied: list[Migration] = field(default_factory=list)
+    """Migrations applied by this run, in order."""
+    adopted: tuple[int, int] | None = None
+    """(users, messages) of an original backend's database adopted by this run, if any."""
 
 
 @dataclass(frozen=True)
@@ -47,31 +78,99 @@ def available() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-async def migrate(db: Database) -> list[Migration]:
-    """Apply every missing migration; returns those applied by this call."""
-    applied_now: list[Migration] = []
+async def migrate(db: Database) -> Report:
+    """Apply every missing migration (adopting an original backend's database first)."""
+    report = Report()
     async with db.session() as session:
         await queries.lock_migrations(session)
         try:
+            done = await queries.applied_migrations(session)
+            if done is None:
+                report.adopted = await _adopt_original(session)
             await queries.ensure_migrations_table(session)
             done = await queries.applied_migrations(session) or {}
             _verify_applied(done, available())
             for migration in available():
                 if migration.version in done:
                     continue
-                await session.execute("BEGIN", "BEGIN")
-                try:
+                async with _transaction(session):
                     await queries.run_migration_script(session, migration.sql)
                     await queries.record_migration(session, migration.version, migration.name,
                                                    migration.checksum)
-                except BaseException:
-                    await session.execute("ROLLBACK", "ROLLBACK")
-                    raise
-                await session.execute("COMMIT", "COMMIT")
-                applied_now.append(migration)
+                report.applied.append(migration)
         finally:
             await queries.unlock_migrations(session)
-    return applied_now
+    return report
+
+
+@asynccontextmanager
+async def _transaction(session: Session) -> AsyncIterator[None]:
+    """BEGIN ... COMMIT, or ROLLBACK on any exception."""
+    await session.execute("BEGIN", "BEGIN")
+    try:
+        yield
+    except BaseException:
+        await session.execute("ROLLBACK", "ROLLBACK")
+        raise
+    await session.execute("COMMIT", "COMMIT")
+
+
+async def _adopt_original(session: Session) -> tuple[int, int] | None:
+    """Adopt the original backend's tables if they are here; None when there are none
+    (a fresh database). Raises `SchemaNotReady` for tables of another shape."""
+    columns = await queries.table_columns(session, list(_ORIGINAL_COLUMNS))
+    if not columns:
+        return None
+    problem = _original_shape_problem(columns)
+    if problem:
+        raise SchemaNotReady(
+            f"the database has tables {', '.join(sorted(columns))} that neither this service "
+            f"nor the original backend made ({problem}); refusing to touch them")
+    clashes = await queries.nickname_case_clashes(session)
+    if clashes:
+        listed = "; ".join(" / ".join(f"{nick!r} (id {uid})" for uid, nick in group)
+                           for group in clashes[:10])
+        raise SchemaNotReady(
+            "cannot adopt the original backend's database: nicknames here must be unique "
+            f"regardless of case, and these differ only in case: {listed}. Give all but "
+            "one of each another nickname in chat_user, then run migrate again; nothing "
+            "was changed")
+    initial = available()[0]
+    try:
+        async with _transaction(session):
+            users, messages = await queries.count_users_and_messages(session)
+            await queries.run_migration_script(session, _adoption_sql())
+            await queries.ensure_migrations_table(session)
+            await queries.record_migration(session, initial.version, initial.name,
+                                           initial.checksum)
+    except psycopg2.DatabaseError as e:
+        # E.g. the tables belong to another role. The transaction rolled back: unchanged.
+        raise SchemaNotReady(
+            f"could not adopt the original backend's database ({str(e).strip()}); "
+            "nothing was changed") from None
+    return users, messages
+
+
+def _original_shape_problem(columns: dict[str, dict[str, str]]) -> str:
+    """Why these tables are not the original's, or "" when they are."""
+    for table, expected in _ORIGINAL_COLUMNS.items():
+        found = columns.get(table)
+        if found is None:
+            return f"{table} is missing"
+        optional = _ORIGINAL_OPTIONAL.get(table, {})
+        for name, kinds in {**expected, **optional}.items():
+            if name in found and found[name] not in kinds:
+                return f"{table}.{name} is {found[name]}"
+        missing = sorted(set(expected) - set(found))
+        extra = sorted(set(found) - set(expected) - set(optional))
+        if missing or extra:
+            return f"{table} has columns {', '.join(sorted(found))}"
+    return ""
+
+
+def _adoption_sql() -> str:
+    return resources.files("chat_service.migrations").joinpath(_ADOPTION_FILE).read_text(
+        encoding="utf-8")
 
 
 async def check(db: Database) -> None:

@@ -233,6 +233,38 @@ async def applied_migrations(db: Executor) -> dict[int, tuple[str, str]] | None:
     return {int(r[0]): (str(r[1]), str(r[2])) for r in rows}
 
 
+async def table_columns(db: Executor, tables: list[str]) -> dict[str, dict[str, str]]:
+    """table -> column -> type (`character varying(64)`, `bigint`, ...) of those of
+    `tables` that exist in the current schema."""
+    rows = await db.fetch_all(
+        "SELECT information_schema.columns",
+        "SELECT table_name, column_name, data_type, character_maximum_length "
+        "FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = ANY(%s)", (tables,))
+    found: dict[str, dict[str, str]] = {}
+    for table, column, kind, length in rows:
+        found.setdefault(table, {})[column] = f"{kind}({length})" if length else kind
+    return found
+
+
+async def nickname_case_clashes(db: Executor) -> list[list[tuple[int, str]]]:
+    """Groups of users whose nicknames differ only in case, each as (id, nickname)."""
+    rows = await db.fetch_all(
+        "SELECT chat_user case clashes",
+        "SELECT array_agg(id ORDER BY id), array_agg(nickname ORDER BY id) FROM chat_user "
+        "GROUP BY lower(nickname) HAVING count(*) > 1 ORDER BY min(id)")
+    return [list(zip(ids, nicks, strict=True)) for ids, nicks in rows]
+
+
+async def count_users_and_messages(db: Executor) -> tuple[int, int]:
+    """(users, messages) stored."""
+    row = await db.fetch_one(
+        "SELECT counts",
+        "SELECT (SELECT count(*) FROM chat_user), (SELECT count(*) FROM chat_message)")
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 async def run_migration_script(db: Session, sql: str) -> None:
     """Execute one migration file's statements (trusted text shipped with the package)."""
     await db.execute("migration script", sql)
