@@ -1,7 +1,8 @@
 """`create_app(config)`: the aiohttp application, with one cleanup context per resource.
 
 Resources open in order (tracer, password hasher, PostgreSQL pool, Redis client,
-event hub) when the application starts and close in reverse when it stops.
+event hub, the in-memory newest messages) when the application starts and close in
+reverse when it stops.
 Building the application does no I/O.
 """
 
@@ -17,6 +18,7 @@ import psycopg2
 from aiohttp import web
 
 from chat_service import migrating
+from chat_service.cache import LatestMessages
 from chat_service.config import Config
 from chat_service.database import Database, create_pool
 from chat_service.errors import DatabaseUnavailable
@@ -30,7 +32,17 @@ from chat_service.middlewares import (
 from chat_service.passwords import PasswordHasher
 from chat_service.redis_store import RedisStore, create_client
 from chat_service.routes import setup_routes
-from chat_service.state import CONFIG, DB, HASHER, HUB, METRICS, REDIS, TRACER, TRACER_PROVIDER
+from chat_service.state import (
+    CONFIG,
+    DB,
+    HASHER,
+    HUB,
+    LATEST,
+    METRICS,
+    REDIS,
+    TRACER,
+    TRACER_PROVIDER,
+)
 from chat_service.telemetry import create_tracer_provider
 
 log = logging.getLogger(__name__)
@@ -50,6 +62,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_event_hub)
+    app.cleanup_ctx.append(_latest_messages)
     app.on_shutdown.append(_end_streams)
     setup_routes(app)
     return app
@@ -123,6 +136,17 @@ async def _event_hub(app: web.Application) -> AsyncIterator[None]:
     yield
     await hub.close()
     await client.aclose()
+
+
+async def _latest_messages(app: web.Application) -> AsyncIterator[None]:
+    # Holds no connection of its own: it reads through the pool and listens to the hub.
+    hub = app[HUB]
+    max_age = app[CONFIG].message_cache_seconds
+    latest = LatestMessages(app[DB], max_age=max_age,
+                            usable=lambda: max_age > 0 and hub.subscribed.is_set())
+    hub.add_listener(latest.on_event)
+    app[LATEST] = latest
+    yield
 
 
 async def _end_streams(app: web.Application) -> None:

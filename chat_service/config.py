@@ -96,6 +96,12 @@ class Config:
     """TRUST_X_FORWARDED_FOR: take the client address from the last X-Forwarded-For entry
     (set it behind an ingress that appends it). Default false: the peer address."""
 
+    message_cache_seconds: float = 1.0
+    """MESSAGE_CACHE_SECONDS: the newest messages are answered from memory, kept current
+    by live-update events and checked against PostgreSQL when older than this; so a
+    change made behind the service's back (or an event lost) shows within it. 0 turns
+    the memory off (every listing queries PostgreSQL). Default 1 s."""
+
     max_body_bytes: int = 65536
     """MAX_BODY_BYTES: largest accepted request body; bigger ones get 413. Default 64 KiB."""
     sse_heartbeat: float = 15.0
@@ -182,6 +188,8 @@ class Config:
                                              _int_range(1, 10**9),
                                              d.register_limit_per_address),
             trust_forwarded_for=r.get("TRUST_X_FORWARDED_FOR", _bool, d.trust_forwarded_for),
+            message_cache_seconds=r.get("MESSAGE_CACHE_SECONDS", _seconds(0, 3600),
+                                        d.message_cache_seconds),
             max_body_bytes=r.get("MAX_BODY_BYTES", _int_range(1024, 16 * 2**20),
                                  d.max_body_bytes),
             sse_heartbeat=r.get("SSE_HEARTBEAT_SECONDS", _seconds(0.1, 3600), d.sse_heartbeat),

@@ -78,6 +78,7 @@ class EventHub:
         self._last_id = 0
         self._task: asyncio.Task[None] | None = None
         self._on_event = on_event
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self.subscribed = asyncio.Event()
 
     @property
@@ -109,6 +110,10 @@ class EventHub:
         self._subscribers.add(sub)
         return sub
 
+    def add_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call `listener(event)` for every event dispatched (after duplicates are dropped)."""
+        self._listeners.append(listener)
+
     def unsubscribe(self, sub: Subscriber) -> None:
         """Forget a stream."""
         self._subscribers.discard(sub)
@@ -133,6 +138,8 @@ class EventHub:
             self._last_id = max(self._last_id, message_id)
         if self._on_event is not None:
             self._on_event()
+        for listener in self._listeners:
+            listener(event)
         for sub in list(self._subscribers):
             try:
                 sub.queue.put_nowait(event)

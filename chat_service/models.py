@@ -5,9 +5,12 @@ Pure dataclasses; no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 
 def rfc3339(moment: datetime) -> str:
@@ -38,6 +41,23 @@ class Message:
         """`{id, userId, nickname, text, createdAt}` as the API returns it."""
         return {"id": self.id, "userId": self.user_id, "nickname": self.nickname,
                 "text": self.text, "createdAt": rfc3339(self.created_at)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Message:
+        """The message `to_json` described (as events carry it)."""
+        return cls(id=int(data["id"]), user_id=int(data["userId"]),
+                   nickname=str(data["nickname"]), text=str(data["text"]),
+                   created_at=datetime.fromisoformat(str(data["createdAt"])))
+
+
+def encode_message(message: Message) -> bytes:
+    """A message's JSON, UTF-8, compact: the same bytes in every process."""
+    return orjson.dumps(message.to_json())
+
+
+def encode_messages(messages: Iterable[Message]) -> bytes:
+    """A JSON array of messages, byte for byte as `LatestMessages` builds it."""
+    return b"[" + b",".join(encode_message(m) for m in messages) + b"]"
 
 
 @dataclass(frozen=True)

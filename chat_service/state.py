@@ -9,6 +9,7 @@ from aiohttp import web
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
+from chat_service.cache import LatestMessages
 from chat_service.config import Config
 from chat_service.database import Database
 from chat_service.events import EventHub
@@ -24,3 +25,4 @@ DB = web.AppKey("db", Database)
 REDIS = web.AppKey("redis", RedisStore)
 HUB = web.AppKey("hub", EventHub)
 HASHER = web.AppKey("hasher", PasswordHasher)
+LATEST = web.AppKey("latest", LatestMessages)

@@ -19,6 +19,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from chat_service.config import Config
 
@@ -28,12 +29,19 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 def create_tracer_provider(config: Config) -> TracerProvider:
-    """A provider whose spans go to `<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces`, if set."""
-    provider = TracerProvider(resource=Resource.create({
-        "service.name": config.otel_service_name}))
-    if config.otel_endpoint:
-        exporter = OTLPSpanExporter(endpoint=f"{config.otel_endpoint}/v1/traces", timeout=5)
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+    """A provider whose spans go to `<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces`, if set.
+
+    Without an endpoint no span is recorded (nothing would read it), but every span
+    still gets a trace id, so log lines stay correlated. With one, the SDK's standard
+    `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` choose what is recorded (default:
+    everything, or what the caller's `traceparent` says).
+    """
+    resource = Resource.create({"service.name": config.otel_service_name})
+    if not config.otel_endpoint:
+        return TracerProvider(resource=resource, sampler=ALWAYS_OFF)
+    provider = TracerProvider(resource=resource)
+    exporter = OTLPSpanExporter(endpoint=f"{config.otel_endpoint}/v1/traces", timeout=5)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
 
