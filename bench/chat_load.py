@@ -1,153 +1,227 @@
-"""Load benchmark of the chat service: one service process on real PostgreSQL and Redis.
+"""Load benchmark of the chat API, with wrk, against any base URL (or several, alternating).
 
-    .venv/bin/python bench/chat_load.py [--concurrency 32] [--scale 1.0] [--json]
+    # Against servers already running (any implementation of the API):
+    .venv/bin/python bench/chat_load.py --target ours=http://127.0.0.1:8080 \\
+        --target original=http://127.0.0.1:8081 --baseline original
 
-Starts PostgreSQL and Redis (hack/servers.py) and `python -m chat_service serve` on
-loopback, preloads 10 000 messages, then runs each scenario at a fixed concurrency
-for a bounded number of requests (and at most --max-seconds each) and prints
-requests/s and p50/p99 latency. Password hashing uses the production argon2
-defaults, so the login figures are what a real deployment pays per login.
-Everything stops by itself; nothing leaves the machine.
+    # Self-contained: starts PostgreSQL, Redis and `python -m chat_service serve` itself:
+    .venv/bin/python bench/chat_load.py [--workers 2]
+
+Each target gets its own users (registered, then logged in, through the API) and at least
+100 messages (posted through the API), then each scenario runs with wrk for --duration
+seconds at each --connections count, the targets taking turns, so that whatever else the
+machine is doing weighs on all of them alike. Printed per run: the load average just before,
+requests/s, p50/p99 latency, errors (socket errors and non-2xx/3xx answers), and the ratio
+to the baseline target's requests/s. Scenarios:
+
+- page: `GET /api/messages` (a page of 50 messages)
+- poll: `GET /api/messages?after_id=<newest>` (the empty poll every open client makes)
+- etag: `GET /api/messages` with `If-None-Match` (304), for targets that send ETags
+- post: `POST /api/messages` (201), one session per wrk thread
+- page+logins: the page while --login-concurrency logins run all the time (logins are
+  expensive by design; this shows whether they slow other requests down)
+
+Needs wrk (Debian package `wrk`). Nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import statistics
+import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
+PASSWORD = "bench-password"
+PRELOAD = 100
+SCENARIOS = ("page", "poll", "etag", "post", "page+logins")
 
-from servers import PostgresServer, RedisServer, free_port  # noqa: E402
-
-PRELOAD = 10_000
+# wrk reports through this: one JSON line with the totals and the latency percentiles.
+_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\nRESULT {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, ' ..
+    '"status": %d, "timeout": %d, "p50_us": %d, "p99_us": %d, "max_us": %d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
 
 
 @dataclass
-class Result:
+class Target:
     name: str
-    requests: int
+    url: str
+    tokens: list[str] = field(default_factory=list)
+    newest: int = 0
+    etag: str | None = None
+    nicknames: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    scenario: str
+    connections: int
+    target: str
+    load: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
     errors: int
-    seconds: float
-    latencies: list[float]
-
-    def row(self) -> dict[str, object]:
-        ordered = sorted(self.latencies)
-
-        def pct(p: float) -> float:
-            return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
-
-        return {"scenario": self.name, "requests": self.requests, "errors": self.errors,
-                "rps": round(self.requests / self.seconds, 1),
-                "p50_ms": round(pct(0.50), 2), "p99_ms": round(pct(0.99), 2),
-                "mean_ms": round(statistics.fmean(ordered) * 1000, 2)}
+    requests: int
 
 
-async def run_scenario(name: str, total: int, concurrency: int, max_seconds: float,
-                       one: Callable[[int], Awaitable[bool]]) -> Result:
-    """Send `total` requests from `concurrency` workers (stopping early at max_seconds)."""
-    latencies: list[float] = []
-    errors = 0
-    issued = 0
-    deadline = time.monotonic() + max_seconds
-
-    async def worker() -> None:
-        nonlocal issued, errors
-        while issued < total and time.monotonic() < deadline:
-            n = issued
-            issued += 1
-            started = time.perf_counter()
-            ok = await one(n)
-            latencies.append(time.perf_counter() - started)
-            errors += not ok
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Result(name, len(latencies), errors, time.perf_counter() - started, latencies)
-
-
-def start_service(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "chat_service", "serve"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/readyz",
-                                        timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the service did not become ready")
+async def prepare(target: Target, users: int) -> None:
+    """Users, sessions and at least PRELOAD messages on `target`, through its API."""
+    run = secrets.token_hex(3)
+    async with aiohttp.ClientSession() as http:
+        for i in range(users):
+            nickname = f"bench{run}{i}"
+            body = {"nickname": nickname, "password": PASSWORD}
+            async with http.post(f"{target.url}/api/register", json=body) as r:
+                if r.status not in (200, 201):
+                    raise SystemExit(f"{target.name}: register answered {r.status}")
+            async with http.post(f"{target.url}/api/login", json=body) as r:
+                target.tokens.append((await r.json())["token"])
+            target.nicknames.append(nickname)
+        ids = []
+        for i in range(PRELOAD):
+            async with http.post(f"{target.url}/api/messages", json={"text": f"preloaded {i}"},
+                                 headers={"Authorization": f"Bearer {target.tokens[0]}"}) as r:
+                ids.append((await r.json())["id"])
+        target.newest = max(ids)
+        async with http.get(f"{target.url}/api/messages") as r:
+            page = await r.json()
+            if not isinstance(page, list) or len(page) != 50:
+                raise SystemExit(f"{target.name}: GET /api/messages did not give 50 messages")
+            target.etag = r.headers.get("ETag")
 
 
-async def bench(url: str, args: argparse.Namespace) -> list[Result]:
-    c = args.concurrency
-
-    def n(base: int) -> int:
-        return max(c, int(base * args.scale))
-
-    connector = aiohttp.TCPConnector(limit=c)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        tokens = []
-        for i in range(c):
-            async with http.post(f"{url}/api/register",
-                                 json={"nickname": f"bench{i}", "password": "bench-password"}) as r:
-                tokens.append((await r.json())["token"])
-        async with http.get(f"{url}/api/messages") as r:
-            etag = r.headers["ETag"]
-
-        async def get_cold(_: int) -> bool:
-            async with http.get(f"{url}/api/messages") as r:
-                await r.read()
-                return r.status == 200
-
-        async def get_304(_: int) -> bool:
-            async with http.get(f"{url}/api/messages", headers={"If-None-Match": etag}) as r:
-                await r.read()
-                return r.status == 304
-
-        async def post(i: int) -> bool:
-            async with http.post(f"{url}/api/messages", json={"text": f"bench message {i}"},
-                                 headers={"Authorization": f"Bearer {tokens[i % c]}"}) as r:
-                await r.read()
-                return r.status == 201
-
-        async def login(i: int) -> bool:
-            async with http.post(f"{url}/api/login", json={"nickname": f"bench{i % c}",
-                                                           "password": "bench-password"}) as r:
-                await r.read()
-                return r.status == 200
-
-        results = []
-        for name, total, fn in (("GET /api/messages (200, 50 msgs)", n(6000), get_cold),
-                                ("GET /api/messages (If-None-Match, 304)", n(10000), get_304),
-                                ("POST /api/messages (201)", n(4000), post),
-                                ("POST /api/login (argon2id default cost)", n(300), login)):
-            await run_scenario("warm-up", max(c, min(200, total // 10)), c, 10, fn)
-            results.append(await run_scenario(name, total, c, args.max_seconds, fn))
-        return results
+def wrk_script(path: Path, *, method: str = "GET", body: str | None = None,
+               headers: dict[str, str] | None = None, tokens: list[str] | None = None) -> None:
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(body)}")
+    for name, value in (headers or {}).items():
+        lines.append(f'wrk.headers["{name}"] = {json.dumps(value)}')
+    if tokens:
+        # One session per wrk thread, as distinct users would have.
+        lines += ["local tokens = {" + ", ".join(json.dumps(t) for t in tokens) + "}",
+                  "local counter = 0",
+                  "setup = function(thread)",
+                  "  counter = counter + 1",
+                  "  thread:set('token', tokens[(counter - 1) % #tokens + 1])",
+                  "end",
+                  "init = function(args)",
+                  '  wrk.headers["Authorization"] = "Bearer " .. token',
+                  "end"]
+    path.write_text("\n".join(lines) + "\n" + _DONE)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
-    parser.add_argument("--max-seconds", type=float, default=30, help="per scenario")
-    parser.add_argument("--json", action="store_true", help="print JSON rows")
-    args = parser.parse_args()
+def wrk(url: str, script: Path, connections: int, duration: float, threads: int) -> dict[str, int]:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s",
+         "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result: dict[str, int] = json.loads(line.removeprefix("RESULT "))
+    return result
+
+
+@contextlib.contextmanager
+def logins_running(target: Target, concurrency: int) -> Iterator[list[int]]:
+    """Logins at `concurrency`, all the time, in a thread, until the block ends."""
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    async def one(nickname: str) -> None:
+        async with aiohttp.ClientSession() as http:
+            while not stop.is_set():
+                async with http.post(f"{target.url}/api/login",
+                                     json={"nickname": nickname, "password": PASSWORD}) as r:
+                    await r.read()
+                    statuses.append(r.status)
+
+    def run() -> None:
+        async def all_of_them() -> None:
+            await asyncio.gather(*(one(target.nicknames[i % len(target.nicknames)])
+                                   for i in range(concurrency)))
+        asyncio.run(all_of_them())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    time.sleep(1)  # let the logins get going
+    try:
+        yield statuses
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def measure(target: Target, scenario: str, connections: int, args: argparse.Namespace,
+            scratch: Path) -> Run | None:
+    script = scratch / f"{target.name}-{scenario}.lua"
+    url = f"{target.url}/api/messages"
+    if scenario == "poll":
+        url += f"?after_id={target.newest}"
+        wrk_script(script)
+    elif scenario == "etag":
+        if target.etag is None:
+            return None
+        wrk_script(script, headers={"If-None-Match": target.etag})
+    elif scenario == "post":
+        wrk_script(script, method="POST", body='{"text": "a benchmark message"}',
+                   headers={"Content-Type": "application/json"}, tokens=target.tokens)
+    else:
+        wrk_script(script)
+    load = os.getloadavg()[0]
+    if scenario == "page+logins":
+        with logins_running(target, args.login_concurrency) as logins:
+            result = wrk(url, script, connections, args.duration, args.threads)
+        if any(s != 200 for s in logins):
+            print(f"  ({target.name}: {sum(s != 200 for s in logins)} logins failed)")
+    else:
+        result = wrk(url, script, connections, args.duration, args.threads)
+    errors = sum(result[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return Run(scenario, connections, target.name, load,
+               rps=result["requests"] / (result["duration_us"] / 1e6),
+               p50_ms=result["p50_us"] / 1000, p99_ms=result["p99_us"] / 1000,
+               errors=errors, requests=result["requests"])
+
+
+def report(runs: list[Run], baseline: str | None, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([r.__dict__ for r in runs], indent=2))
+        return
+    base = {(r.scenario, r.connections): r.rps for r in runs if r.target == baseline}
+    print(f"{'scenario':<12} {'conns':>5} {'target':<10} {'load':>5} {'req/s':>9} "
+          f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'ratio':>6}")
+    for r in runs:
+        ref = base.get((r.scenario, r.connections))
+        ratio = f"{r.rps / ref:.2f}" if ref else "-"
+        print(f"{r.scenario:<12} {r.connections:>5} {r.target:<10} {r.load:>5.2f} "
+              f"{r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} {ratio:>6}")
+
+
+@contextlib.contextmanager
+def own_service(workers: int | None) -> Iterator[str]:
+    """PostgreSQL, Redis and the chat service on loopback, stopped afterwards."""
+    sys.path.insert(0, str(ROOT / "hack"))
+    from servers import PostgresServer, RedisServer, free_port
 
     pg, rd = PostgresServer(), RedisServer()
     proc = None
@@ -162,18 +236,21 @@ def main() -> int:
                "REGISTER_RATE_LIMIT_PER_ADDRESS": "1000000"}
         subprocess.run([sys.executable, "-m", "chat_service", "migrate"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
-        proc = start_service(env, port)
+        command = [sys.executable, "-m", "chat_service", "serve"]
+        if workers is not None:
+            command += ["--workers", str(workers)]
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
-        urllib.request.urlopen(urllib.request.Request(  # noqa: S310
-            f"{url}/api/register", method="POST", headers={"Content-Type": "application/json"},
-            data=json.dumps({"nickname": "preloader", "password": "preload-pw"}).encode()),
-            timeout=10).read()
-        pg.psql(pg.database, "INSERT INTO chat_message (user_id, text) "  # noqa: S608
-                             "SELECT 1, 'preloaded message ' || g "
-                             f"FROM generate_series(1, {int(PRELOAD)}) g; "
-                             # As autovacuum would soon: plans see the real table size.
-                             "ANALYZE")
-        results = asyncio.run(bench(url, args))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health/readyz", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the service did not become ready") from None
+                time.sleep(0.2)
+        yield url
     finally:
         if proc is not None:
             proc.terminate()
@@ -181,17 +258,50 @@ def main() -> int:
         pg.close()
         rd.close()
 
-    rows = [r.row() for r in results]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(f"chat service, 1 process, concurrency {args.concurrency}, "
-              f"{PRELOAD} preloaded messages, {os.cpu_count()} CPUs")
-        print(f"{'scenario':<42} {'requests':>8} {'errors':>6} {'req/s':>8} "
-              f"{'p50 ms':>8} {'p99 ms':>8}")
-        for row in rows:
-            print(f"{row['scenario']:<42} {row['requests']:>8} {row['errors']:>6} "
-                  f"{row['rps']:>8} {row['p50_ms']:>8} {row['p99_ms']:>8}")
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", action="append", default=[], metavar="NAME=URL",
+                        help="a running server to measure (repeat to compare; in turns)")
+    parser.add_argument("--baseline", help="the target the ratio column divides by")
+    parser.add_argument("--workers", type=int, help="own service only: --workers to pass")
+    parser.add_argument("--connections", default="32,64", help="comma-separated counts")
+    parser.add_argument("--duration", type=float, default=20, help="seconds per run")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--users", type=int, default=8, help="sessions per target")
+    parser.add_argument("--login-concurrency", type=int, default=4)
+    parser.add_argument("--json", action="store_true", help="print JSON rows")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian package `wrk`)")
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
+
+    with contextlib.ExitStack() as stack:
+        if args.target:
+            targets = [Target(*t.split("=", 1)) for t in args.target]
+        else:
+            targets = [Target("chat", stack.enter_context(own_service(args.workers)))]
+        for target in targets:
+            target.url = target.url.rstrip("/")
+            asyncio.run(prepare(target, args.users))
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chat-load-")))
+        print(f"{os.cpu_count()} CPUs; {args.duration:g} s per run; wrk -t{args.threads}",
+              file=sys.stderr)
+        runs = []
+        for scenario in scenarios:
+            for connections in (int(c) for c in args.connections.split(",")):
+                for target in targets:
+                    run = measure(target, scenario, connections, args, scratch)
+                    if run is not None:
+                        runs.append(run)
+                        print(f"  {run.scenario} c={run.connections} {run.target}: "
+                              f"{run.rps:.0f} req/s, p99 {run.p99_ms:.1f} ms, "
+                              f"{run.errors} errors (load {run.load:.2f})", file=sys.stderr)
+    report(runs, args.baseline, args.json)
     return 0
 
 

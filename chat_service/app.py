@@ -1,14 +1,15 @@
 """`create_app(config)`: the aiohttp application, with one cleanup context per resource.
 
 Resources open in order (tracer, password hasher, PostgreSQL pool, Redis client,
-event hub, the in-memory newest messages) when the application starts and close in
-reverse when it stops.
+event hub, the in-memory newest messages, the message writer) when the application
+starts and close in reverse when it stops.
 Building the application does no I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -42,10 +43,14 @@ from chat_service.state import (
     REDIS,
     TRACER,
     TRACER_PROVIDER,
+    WRITER,
 )
 from chat_service.telemetry import create_tracer_provider
+from chat_service.writing import MessageWriter
 
 log = logging.getLogger(__name__)
+
+METRICS_REFRESH_SECONDS = 2.0
 
 
 def create_app(config: Config) -> web.Application:
@@ -56,13 +61,16 @@ def create_app(config: Config) -> web.Application:
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
-    app[METRICS] = Metrics()
+    app[METRICS] = Metrics(config.metrics_dir)
     app.cleanup_ctx.append(_tracing)
     app.cleanup_ctx.append(_password_hasher)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_event_hub)
     app.cleanup_ctx.append(_latest_messages)
+    app.cleanup_ctx.append(_message_writer)
+    if config.metrics_dir is not None:
+        app.cleanup_ctx.append(_metrics_refresher)
     app.on_shutdown.append(_end_streams)
     setup_routes(app)
     return app
@@ -87,7 +95,8 @@ async def _password_hasher(app: web.Application) -> AsyncIterator[None]:
 async def _database(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     pool = await _connect_patiently(config)
-    db = Database(pool, app[TRACER], acquire_timeout=config.postgres_connect_timeout,
+    # Waiting for a busy pool may take longer than connecting: a burst queues.
+    db = Database(pool, app[TRACER], acquire_timeout=config.postgres_pool_wait,
                   db_name=config.postgres_db)
     try:
         await migrating.check(db)
@@ -100,6 +109,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     yield
     pool.close()
     await pool.wait_closed()
+
+
+async def _message_writer(app: web.Application) -> AsyncIterator[None]:
+    # This process's readers see its own posts at once; others when the event arrives.
+    writer = MessageWriter(app[DB], app[REDIS], on_created=app[LATEST].note_created)
+    app[WRITER] = writer
+    yield
 
 
 async def _connect_patiently(config: Config) -> Any:
@@ -147,6 +163,20 @@ async def _latest_messages(app: web.Application) -> AsyncIterator[None]:
     hub.add_listener(latest.on_event)
     app[LATEST] = latest
     yield
+
+
+async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:
+    # With several workers, a scrape reads every worker's files: keep ours current.
+    async def refresh() -> None:
+        while True:
+            app[METRICS].refresh()
+            await asyncio.sleep(METRICS_REFRESH_SECONDS)
+
+    task = asyncio.create_task(refresh(), name="metrics-refresh")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _end_streams(app: web.Application) -> None:

@@ -11,13 +11,10 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
+from collections.abc import Callable
 
-from aiohttp import web
-
-from chat_service import admin, migrating
-from chat_service.app import create_app
+from chat_service import admin, migrating, serving
 from chat_service.config import Config, ConfigError
 from chat_service.database import open_database
 from chat_service.errors import Unavailable
@@ -36,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
         description="The chatenv chat service. Configuration comes from environment "
                     "variables (see docs/chat-service.md).")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("serve", help="run the HTTP server (the default)")
+    serve = commands.add_parser("serve", help="run the HTTP server (the default)")
+    serve.add_argument(
+        "--workers", type=_workers, metavar="N",
+        help="server processes sharing the port (default: HTTP_WORKERS, else the CPUs "
+             "this process may use)")
     commands.add_parser("migrate", help="apply database migrations (idempotent)")
     admin.add_parser(commands)
     return parser
@@ -51,13 +52,19 @@ def main(argv: list[str]) -> int:
         print(f"chat_service: configuration error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(config.log_level)
+    if args.command in (None, "serve"):
+        workers = getattr(args, "workers", None) or config.http_workers or \
+            serving.workers_default()
+        return serving.serve(config, workers, report_errors)
+    if args.command == "migrate":
+        return report_errors(config, lambda: asyncio.run(_migrate(config)))
+    return report_errors(config, lambda: asyncio.run(admin.run(config, args)))
+
+
+def report_errors(config: Config, run: Callable[[], int | None]) -> int:
+    """Call `run`; turn a schema or availability problem into a message and exit code."""
     try:
-        if args.command in (None, "serve"):
-            asyncio.run(_serve(config))
-        elif args.command == "migrate":
-            asyncio.run(_migrate(config))
-        else:
-            return asyncio.run(admin.run(config, args))
+        return run() or 0
     except migrating.SchemaNotReady as e:
         print(f"chat_service: {e}", file=sys.stderr)
         return EXIT_SCHEMA
@@ -66,26 +73,13 @@ def main(argv: list[str]) -> int:
               f"{config.postgres_host if e.dependency == 'postgresql' else config.redis_host})",
               file=sys.stderr)
         return EXIT_UNAVAILABLE
-    return 0
 
 
-async def _serve(config: Config) -> None:
-    runner = web.AppRunner(create_app(config), access_log=None,
-                           shutdown_timeout=config.shutdown_timeout)
-    try:
-        await runner.setup()
-        site = web.TCPSite(runner, config.http_host, config.http_port)
-        await site.start()
-        log.info("listening on %s:%s", config.http_host, config.http_port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("shutting down: finishing in-flight requests, closing event streams")
-    finally:
-        await runner.cleanup()
-    log.info("stopped")
+def _workers(raw: str) -> int:
+    value = int(raw) if raw.isdigit() else 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("must be an integer 1-64")
+    return value
 
 
 async def _migrate(config: Config) -> None:

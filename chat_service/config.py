@@ -29,6 +29,10 @@ class Config:
     """HTTP_HOST: address to listen on. Default all interfaces, as a Pod needs."""
     http_port: int = 8080
     """HTTP_PORT: TCP port of the HTTP server, 1-65535. Default 8080 (the original's)."""
+    http_workers: int | None = None
+    """HTTP_WORKERS: server processes sharing the port, 1-64 (`serve --workers` overrides).
+    Default: as many as the CPUs this process may use (its cgroup's CPU limit, rounded
+    up, and its CPU affinity), since one process uses at most one CPU."""
 
     postgres_host: str = "postgres"
     """POSTGRES_HOST: PostgreSQL host name. Default `postgres` (the in-cluster Service)."""
@@ -45,6 +49,9 @@ class Config:
     postgres_pool_max: int = 10
     """POSTGRES_POOL_MAX: most connections per process. Default 10; keep replicas x this
     below the server's max_connections."""
+    postgres_pool_wait: float = 10.0
+    """POSTGRES_POOL_WAIT_SECONDS: how long a request waits for a free pooled connection
+    before it gets a 503, so a burst queues instead of failing. Default 10 s."""
     postgres_connect_timeout: float = 2.0
     """POSTGRES_CONNECT_TIMEOUT_SECONDS: limit for opening (or waiting for) a connection.
     Default 2 s, so an unreachable database turns into a 503 quickly."""
@@ -121,6 +128,10 @@ class Config:
     """PASSWORD_HASH_WORKERS: threads hashing passwords; bounds CPU and memory
     (workers x ARGON2_MEMORY_KIB). Default 2."""
 
+    metrics_dir: Path | None = None
+    """PROMETHEUS_MULTIPROC_DIR: where worker processes keep their metrics so any worker
+    can report them all. Set by `serve` for its workers; leave it unset."""
+
     web_dist_dir: Path = DEFAULT_WEB_DIST
     """WEB_DIST_DIR: the built web UI (index.html + assets), served at `/`.
     Default the package's `web/dist`. When missing, `/` says the UI is not built."""
@@ -150,9 +161,11 @@ class Config:
         r = _Reader(env)
         d = cls()
         dist = r.get("WEB_DIST_DIR", str, None)
+        metrics = r.get("PROMETHEUS_MULTIPROC_DIR", str, None)
         return cls(
             http_host=r.get("HTTP_HOST", _nonempty, d.http_host),
             http_port=r.get("HTTP_PORT", _int_range(1, 65535), d.http_port),
+            http_workers=r.get("HTTP_WORKERS", _int_range(1, 64), d.http_workers),
             postgres_host=r.get("POSTGRES_HOST", _nonempty, d.postgres_host),
             postgres_port=r.get("POSTGRES_PORT", _int_range(1, 65535), d.postgres_port),
             postgres_db=r.get("POSTGRES_DB", _nonempty, d.postgres_db),
@@ -162,6 +175,8 @@ class Config:
                                     d.postgres_pool_min),
             postgres_pool_max=r.get("POSTGRES_POOL_MAX", _int_range(1, 1000),
                                     d.postgres_pool_max),
+            postgres_pool_wait=r.get("POSTGRES_POOL_WAIT_SECONDS", _seconds(0.1, 600),
+                                     d.postgres_pool_wait),
             postgres_connect_timeout=r.get("POSTGRES_CONNECT_TIMEOUT_SECONDS",
                                            _seconds(0.1, 60), d.postgres_connect_timeout),
             postgres_query_timeout=r.get("POSTGRES_QUERY_TIMEOUT_SECONDS",
@@ -202,6 +217,7 @@ class Config:
                                      d.argon2_parallelism),
             password_hash_workers=r.get("PASSWORD_HASH_WORKERS", _int_range(1, 64),
                                         d.password_hash_workers),
+            metrics_dir=Path(metrics) if metrics else None,
             web_dist_dir=Path(dist) if dist else d.web_dist_dir,
         )._checked()
 

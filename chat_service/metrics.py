@@ -1,23 +1,45 @@
 """Prometheus metrics of one application, in a registry of its own (no global state).
 
-Pure bookkeeping; `/metrics` renders `Metrics.render()` in the text format.
+Pure bookkeeping; `/metrics` renders `Metrics.render()` in the text format. When the
+server runs several worker processes, each writes its values to files in a directory
+they share (prometheus_client's multiprocess mode) and any worker's `/metrics` sums
+all of them, so a scrape sees the whole pod whichever worker answers it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as prometheus_values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# prometheus_client's own name for the shared directory.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def use_multiprocess_files(directory: Path) -> None:
+    """Make metrics created from now on in this process write to files in `directory`.
+
+    Called in each worker process, before its application (and so its metrics) exists.
+    """
+    os.environ[MULTIPROCESS_ENV] = str(directory)
+    prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
     """The service's instruments."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        self._multiprocess_dir = multiprocess_dir
+        self._readers: list[tuple[Gauge, Callable[[], float]]] = []
         self.registry = CollectorRegistry()
+        # Gauges of live state: summed over the live worker processes.
+        live = {"multiprocess_mode": "livesum"}
         self.requests = Counter(
             "chat_http_requests", "HTTP requests by route template, method and status.",
             ["route", "method", "status"], registry=self.registry)
@@ -27,13 +49,13 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.db_pool_size = Gauge(
             "chat_db_pool_size", "PostgreSQL connections held by the pool.",
-            registry=self.registry)
+            registry=self.registry, **live)  # type: ignore[arg-type]
         self.db_pool_free = Gauge(
             "chat_db_pool_free", "PostgreSQL connections idle in the pool.",
-            registry=self.registry)
+            registry=self.registry, **live)  # type: ignore[arg-type]
         self.live_clients = Gauge(
             "chat_live_clients", "Connected Server-Sent Events clients.",
-            registry=self.registry)
+            registry=self.registry, **live)  # type: ignore[arg-type]
         self.messages_created = Counter(
             "chat_messages_created", "Messages created through this process.",
             registry=self.registry)
@@ -41,15 +63,38 @@ class Metrics:
             "chat_events_received", "Live-update events received from Redis pub/sub.",
             registry=self.registry)
 
+    @property
+    def multiprocess(self) -> bool:
+        """Whether values go to the shared files of several worker processes."""
+        return self._multiprocess_dir is not None
+
     def watch_pool(self, size: Callable[[], float], free: Callable[[], float]) -> None:
-        """Read the pool gauges from the pool itself at scrape time."""
-        self.db_pool_size.set_function(size)
-        self.db_pool_free.set_function(free)
+        """Read the pool gauges from the pool itself (at scrape time, or by `refresh`)."""
+        self._watch(self.db_pool_size, size)
+        self._watch(self.db_pool_free, free)
 
     def watch_live_clients(self, count: Callable[[], float]) -> None:
-        """Read the live-client gauge from the event hub at scrape time."""
-        self.live_clients.set_function(count)
+        """Read the live-client gauge from the event hub (at scrape time, or by `refresh`)."""
+        self._watch(self.live_clients, count)
+
+    def _watch(self, gauge: Gauge, read: Callable[[], float]) -> None:
+        if self.multiprocess:
+            # Other workers' scrapes read the files, so the value must be written there.
+            self._readers.append((gauge, read))
+            gauge.set(read())
+        else:
+            gauge.set_function(read)
+
+    def refresh(self) -> None:
+        """Write this process's live-state gauges (multiprocess mode; a no-op otherwise)."""
+        for gauge, read in self._readers:
+            gauge.set(read())
 
     def render(self) -> bytes:
-        """The registry in Prometheus' text exposition format."""
-        return generate_latest(self.registry)
+        """Every process's metrics in Prometheus' text exposition format."""
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        self.refresh()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self._multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(registry)

@@ -76,23 +76,37 @@ async def set_password_hash(db: Executor, user_id: int, password_hash: str) -> b
         "UPDATE chat_user SET password_hash = %s WHERE id = %s", (password_hash, user_id)) > 0
 
 
-async def insert_message(db: Database, user_id: int, text: str) -> Message | None:
-    """Insert and commit a message; None if the author no longer exists.
+async def insert_messages(db: Database, posts: list[tuple[int, str]]) -> list[Message | None]:
+    """Insert and commit several (user id, text) messages in one statement; each post's
+    message, or None where its author no longer exists.
 
-    One autocommit statement, so one round trip: the CTE takes the insert lock
-    before the row (and so its id) is produced, and PostgreSQL releases it at the
-    commit, which happens before the statement's result reaches us.
+    One autocommit statement, so one round trip and one commit: the CTE takes the
+    insert lock before any row (and so any id) is produced, ids are given in the
+    posts' order, and PostgreSQL releases the lock at the commit, which happens before
+    the statement's result reaches us.
     """
-    row = await db.fetch_one(
+    rows = await db.fetch_all(
         "INSERT chat_message",
         "WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s)), "
+        "posts AS (SELECT * FROM unnest(%s::bigint[], %s::text[]) "
+        "  WITH ORDINALITY AS p(user_id, text, ord)), "
         "m AS (INSERT INTO chat_message (user_id, text) "
-        "  SELECT u.id, %s FROM lock, chat_user u WHERE u.id = %s "
+        "  SELECT p.user_id, p.text FROM lock, posts p JOIN chat_user u ON u.id = p.user_id "
+        "  ORDER BY p.ord "
         "  RETURNING id, user_id, text, created_at) "
         "SELECT m.id, m.user_id, u.nickname, m.text, m.created_at "
-        "FROM m JOIN chat_user u ON u.id = m.user_id",
-        (MESSAGE_INSERT_LOCK, text, user_id))
-    return None if row is None else _message(row)
+        "FROM m JOIN chat_user u ON u.id = m.user_id ORDER BY m.id",
+        (MESSAGE_INSERT_LOCK, [user for user, _ in posts], [text for _, text in posts]))
+    # Rows come back in id order, which is the posts' order less the authorless ones;
+    # identical posts are interchangeable, so match each row to the first such post.
+    waiting: dict[tuple[int, str], list[int]] = {}
+    for index, post in enumerate(posts):
+        waiting.setdefault(post, []).append(index)
+    found: list[Message | None] = [None] * len(posts)
+    for row in rows:
+        message = _message(row)
+        found[waiting[(message.user_id, message.text)].pop(0)] = message
+    return found
 
 
 async def list_messages(db: Executor, query: MessageQuery) -> list[Message]:

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from chat_service.coalescing import Coalescer
 from chat_service.config import Config
 from chat_service.errors import RedisUnavailable
 from chat_service.models import SessionInfo
@@ -72,6 +73,7 @@ class RedisStore:
         self._tracer = tracer
         self._session_ttl = config.session_ttl
         self._channel = config.events_channel
+        self._session_reads: Coalescer[str, Any] = Coalescer(self._getex_all, limit=256)
 
     @asynccontextmanager
     async def _call(self, operation: str) -> AsyncIterator[None]:
@@ -100,16 +102,25 @@ class RedisStore:
         return token
 
     async def get_session(self, token: str) -> SessionInfo | None:
-        """The session of `token`, renewing its idle timeout; None if unknown or expired."""
+        """The session of `token`, renewing its idle timeout; None if unknown or expired.
+
+        Look-ups that arrive while one is under way go together in the next round trip
+        (one pipeline), so many concurrent requests cost a few round trips, not one each.
+        """
         if not token or len(token) > _TOKEN_MAX:
             return None
-        async with self._call("GETEX"):
-            raw = await self.client.getex(SESSION_PREFIX + token_digest(token),
-                                          ex=self._session_ttl)
+        raw = await self._session_reads.get(SESSION_PREFIX + token_digest(token))
         if raw is None:
             return None
         data = json.loads(raw)
         return SessionInfo(user_id=int(data["u"]), nickname=str(data["n"]))
+
+    async def _getex_all(self, keys: list[str]) -> list[Any]:
+        async with self._call("GETEX"):
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.getex(key, ex=self._session_ttl)
+            return list(await pipe.execute())
 
     async def legacy_session_user(self, token: str) -> int | None:
         """The user id of an original-format session `token`, if one is stored.
@@ -191,6 +202,14 @@ class RedisStore:
         async with self._call("PUBLISH"):
             await self.client.publish(self._channel, json.dumps(event))
 
+    async def publish_all(self, events: list[dict[str, Any]]) -> None:
+        """Send several events, in order, in one round trip."""
+        async with self._call("PUBLISH"):
+            pipe = self.client.pipeline(transaction=False)
+            for event in events:
+                pipe.publish(self._channel, json.dumps(event))
+            await pipe.execute()
+
 
 def is_legacy_token(token: str) -> bool:
     """Whether `token` has the shape of the original backend's tokens (64 hex digits)."""
@@ -208,3 +227,4 @@ def _session_user(value: bytes | str) -> int | None:
         user = data.get("u")
         return user if isinstance(user, int) else None
     return data if isinstance(data, int) and not isinstance(data, bool) else None
+

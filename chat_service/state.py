@@ -16,6 +16,7 @@ from chat_service.events import EventHub
 from chat_service.metrics import Metrics
 from chat_service.passwords import PasswordHasher
 from chat_service.redis_store import RedisStore
+from chat_service.writing import MessageWriter
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
@@ -26,3 +27,4 @@ REDIS = web.AppKey("redis", RedisStore)
 HUB = web.AppKey("hub", EventHub)
 HASHER = web.AppKey("hasher", PasswordHasher)
 LATEST = web.AppKey("latest", LatestMessages)
+WRITER = web.AppKey("writer", MessageWriter)

@@ -9,7 +9,7 @@ from aiohttp import web
 from chat_service import etag, events, inputs, queries, validation
 from chat_service.errors import NotFound, RedisUnavailable, Unauthorized
 from chat_service.models import encode_message, encode_messages
-from chat_service.state import DB, LATEST, METRICS, REDIS
+from chat_service.state import DB, LATEST, METRICS, REDIS, WRITER
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,11 @@ async def create_message(request: web.Request) -> web.Response:
     """POST /api/messages: store a message (201 once committed) and announce it."""
     _, session = await inputs.require_session(request)
     text = validation.text(await inputs.json_object(request))
-    message = await queries.insert_message(request.app[DB], session.user_id, text)
+    # Committed and announced when this returns (see MessageWriter).
+    message = await request.app[WRITER].insert(session.user_id, text)
     if message is None:
         raise Unauthorized("the account no longer exists")
     request.app[METRICS].messages_created.inc()
-    # This process's own readers see it at once; others when the event reaches them.
-    request.app[LATEST].note_created(message)
-    await _announce(request, events.created_event(message))
     return web.Response(body=encode_message(message), status=201,
                         content_type="application/json")
 

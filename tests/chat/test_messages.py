@@ -10,7 +10,7 @@ from chathelpers import Service, wait_for
 from servers import PostgresServer
 
 from chat_service import queries
-from chat_service.state import CONFIG
+from chat_service.state import CONFIG, DB
 
 
 async def _user(service: Service, nickname: str) -> str:
@@ -235,3 +235,35 @@ async def test_inserts_wait_for_the_insert_lock(service: Service,
         await cur.execute("COMMIT")
         reply = await asyncio.wait_for(posting, 5)
     assert reply.status == 201
+
+
+async def test_grouped_insert_keeps_order_and_owners(service: Service) -> None:
+    alice = (await service.register("grouped-a"))["userId"]
+    bob = (await service.register("grouped-b"))["userId"]
+    posts = [(alice, "same"), (999_999, "nobody"), (bob, "b1"), (alice, "same"), (bob, "b2")]
+    found = await queries.insert_messages(service.app[DB], posts)
+    assert found[1] is None  # an author that does not exist gets nothing, the rest go in
+    messages = [m for m in found if m is not None]
+    assert [(m.user_id, m.text) for m in messages] == [p for p in posts if p[0] != 999_999]
+    ids = [m.id for m in messages]
+    assert ids == sorted(ids) and len(set(ids)) == 4  # ids in the posts' order
+    assert [m.nickname for m in messages] == ["grouped-a", "grouped-b", "grouped-a", "grouped-b"]
+    listed = (await service.call("GET", "/api/messages")).body
+    assert [m["id"] for m in listed] == ids
+
+
+async def test_many_concurrent_posts_grouped(service: Service) -> None:
+    tokens = [await _user(service, f"burst{i}") for i in range(8)]
+    replies = await asyncio.gather(*(service.post(tokens[i % 8], f"burst {i}")
+                                     for i in range(300)))
+    assert [r.status for r in replies] == [201] * 300
+    by_text = {r.body["text"]: r.body for r in replies}
+    assert len(by_text) == 300
+    ids = sorted(r.body["id"] for r in replies)
+    assert len(set(ids)) == 300
+    newest = (await service.call("GET", "/api/messages?limit=200")).body
+    older = (await service.call("GET", f"/api/messages?before_id={newest[0]['id']}"
+                                       "&limit=200")).body
+    listed = older + newest
+    assert [m["id"] for m in listed] == ids
+    assert all(by_text[m["text"]]["id"] == m["id"] for m in listed)
