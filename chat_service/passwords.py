@@ -10,6 +10,9 @@ resource here; `PasswordHasher.close` releases them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import argon2
@@ -29,7 +32,8 @@ class PasswordHasher:
         # argon2 releases the GIL while hashing, so threads give real parallelism;
         # the bound caps memory at workers x memory_cost.
         self._pool = ThreadPoolExecutor(max_workers=config.password_hash_workers,
-                                        thread_name_prefix="argon2")
+                                        thread_name_prefix="argon2",
+                                        initializer=_lower_priority)
         self._dummy = self._argon.hash("dummy password for unknown users")
 
     async def hash(self, password: str) -> str:
@@ -63,6 +67,17 @@ class PasswordHasher:
     def close(self) -> None:
         """Stop the worker threads (waiting for running hashes)."""
         self._pool.shutdown(wait=True)
+
+
+# Hashing threads run at this nice value: a login burst then takes the CPU the request
+# handlers leave over, instead of slowing every other request down.
+HASH_NICE = 10
+
+
+def _lower_priority() -> None:
+    # Linux keeps a nice value per thread; argon2's own lane threads inherit it.
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
 
 
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
