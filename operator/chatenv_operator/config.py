@@ -19,9 +19,10 @@ import yaml
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
 IMAGE = re.compile(r"^[^\s]+$")
-CPU = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
-MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti)?$")
-STORAGE = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
+# A Kubernetes quantity, as a Pod spec takes it (and as the CRDs' schemas check it).
+QUANTITY = re.compile(r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+                      r"([eE][+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
+CPU = MEMORY = STORAGE = QUANTITY
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 QUOTA_KEYS = {
     "requests.cpu": CPU, "requests.memory": MEMORY, "limits.cpu": CPU, "limits.memory": MEMORY,
@@ -114,6 +115,9 @@ class Defaults:
     tls: TLSConfig
     ingress_class: str | None
     ingress_controller_namespace: str
+    ingress_port: int | None
+    """The port users reach the ingress controller on, when it is not the scheme's
+    default (a local cluster's loopback port); environment URLs include it."""
     chat_replicas: int
     chat_resources: Resources
     postgres_storage_size: str
@@ -212,15 +216,7 @@ def _resources(parent: _Section, key: str) -> Resources:
     sec = parent.section(key, required=False)
     out: dict[str, dict[str, str]] = {}
     for kind in ("requests", "limits"):
-        sub = sec.section(kind, required=False)
-        values = {}
-        for name, pattern, what in (("cpu", CPU, "a CPU quantity like 100m or 1"),
-                                    ("memory", MEMORY, "a memory quantity like 128Mi")):
-            value = sub.text(name, pattern, default=None, what=what)
-            if value is not None:
-                values[name] = str(value)
-        sub.done()
-        out[kind] = values
+        out[kind] = _quantities(sec, kind, {"cpu": CPU, "memory": MEMORY})
     sec.done()
     return Resources(requests=out["requests"], limits=out["limits"])
 
@@ -234,11 +230,16 @@ def _quantities(parent: _Section, key: str,
         sec.seen.add(name)
         if name not in allowed:
             raise sec.fail(name, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
-        if not allowed[name].match(text):
-            raise sec.fail(name, f"must be a Kubernetes quantity, got {value!r}")
-        out[name] = text
+        out[name] = _quantity(sec, name, allowed[name], value)
     return out
+
+
+def _quantity(sec: _Section, key: str, pattern: re.Pattern[str], value: Any) -> str:
+    """A Kubernetes quantity (100m, 1, 1.5Gi, 512M); integers are accepted and kept as text."""
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not pattern.match(text):
+        raise sec.fail(key, f"must be a Kubernetes quantity like 100m, 1 or 1.5Gi, got {value!r}")
+    return text
 
 
 def _stage(root: _Section, name: str) -> StageConfig:
@@ -305,6 +306,9 @@ def parse_config(document: Any) -> ProjectConfig:
     ingress_class = ing.text("className", default=None)
     controller_ns = ing.text("controllerNamespace", DNS_LABEL, default="ingress-nginx",
                             what="a namespace name", max_length=63)
+    ingress_port = ing.raw("port", None)
+    if ingress_port is not None:
+        ingress_port = ing.integer("port", 1, 65535)
     ing.done()
 
     chat = d.section("chat", required=False)
@@ -314,7 +318,7 @@ def parse_config(document: Any) -> ProjectConfig:
 
     pg = d.section("postgres", required=False)
     pg_storage = pg.section("storage", required=False)
-    storage_size = pg_storage.text("size", STORAGE, default="1Gi", what="a size like 1Gi")
+    storage_size = _quantity(pg_storage, "size", STORAGE, pg_storage.raw("size", "1Gi"))
     storage_class = pg_storage.text("storageClassName", default=None)
     pg_storage.done()
     pg_resources = _resources(pg, "resources")
@@ -346,6 +350,7 @@ def parse_config(document: Any) -> ProjectConfig:
         slots=slots,
         defaults=Defaults(
             tls=tls, ingress_class=ingress_class, ingress_controller_namespace=controller_ns,
+            ingress_port=ingress_port,
             chat_replicas=chat_replicas, chat_resources=chat_resources,
             postgres_storage_size=storage_size, postgres_storage_class=storage_class,
             postgres_resources=pg_resources, redis_resources=redis_resources,

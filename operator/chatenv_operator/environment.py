@@ -67,10 +67,12 @@ class Environment:
     limit_default_request: Mapping[str, str] = field(default_factory=dict)
     limit_default: Mapping[str, str] = field(default_factory=dict)
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    ingress_port: int | None = None
 
     @property
     def url(self) -> str:
-        return f"{'http' if self.tls.mode == 'off' else 'https'}://{self.host}"
+        port = f":{self.ingress_port}" if self.ingress_port else ""
+        return f"{'http' if self.tls.mode == 'off' else 'https'}://{self.host}{port}"
 
 
 def _pattern(template: str, **values: object) -> str:
@@ -84,8 +86,12 @@ def _resources(spec: Mapping[str, Any] | None, default: Resources) -> Resources:
     """CR resources replace the default per list (requests, limits) when given."""
     if not spec:
         return default
-    return Resources(requests=dict(spec.get("requests") or default.requests),
-                     limits=dict(spec.get("limits") or default.limits))
+
+    def text(values: Mapping[str, Any]) -> dict[str, str]:
+        return {k: str(v) for k, v in values.items()}  # `cpu: 1` is a quantity too
+
+    return Resources(requests=text(spec.get("requests") or default.requests),
+                     limits=text(spec.get("limits") or default.limits))
 
 
 def default_namespace(config: ProjectConfig, stage: str, slot: int | None) -> str:
@@ -148,12 +154,13 @@ def resolve(body: Mapping[str, Any], config: ProjectConfig, *,
         suspended=bool(spec.get("suspended", False)),
         ingress_class=d.ingress_class,
         ingress_controller_namespace=d.ingress_controller_namespace,
+        ingress_port=d.ingress_port,
         chat_image=chat.get("image") or config.images.chat,
         chat_replicas=chat.get("replicas", d.chat_replicas),
         chat_resources=_resources(chat.get("resources"), d.chat_resources),
         chat_env=tuple((e["name"], e["value"]) for e in chat.get("env") or ()),
         postgres_image=postgres.get("image") or config.images.postgres,
-        postgres_storage_size=storage.get("size") or d.postgres_storage_size,
+        postgres_storage_size=str(storage.get("size") or d.postgres_storage_size),
         postgres_storage_class=storage.get("storageClassName") or d.postgres_storage_class,
         postgres_keep_on_delete=bool(postgres.get("keepOnDelete", False)),
         postgres_resources=_resources(postgres.get("resources"), d.postgres_resources),

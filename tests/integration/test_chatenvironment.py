@@ -309,7 +309,10 @@ INVALID = [
     ({"stage": "production"}, 'spec.stage: Unsupported value: "production"'),
     ({"stage": "ai"}, "spec.slot is required for stage ai"),
     ({"stage": "dev", "slot": 3}, "spec.slot is required for stage ai and not allowed"),
-    ({"stage": "ai-repair"}, "stage ai-repair reuses the ai-staging environment"),
+    ({"stage": "ai-repair"}, 'spec.stage: Unsupported value: "ai-repair": supported values: '
+                             '"dev", "ai-staging", "ai"'),
+    ({"stage": "dev", "chat": {"resources": {"limits": {"memory": "1.5 Gi"}}}},
+     "spec.chat.resources.limits.memory"),
     ({"stage": "dev", "namespace": "Bad_Name"}, "spec.namespace"),
     ({"stage": "dev", "host": "not a host"}, "spec.host"),
     ({"stage": "dev", "chat": {"replicas": 50}}, "spec.chat.replicas"),

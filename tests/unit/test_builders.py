@@ -127,3 +127,15 @@ def test_config_change_rolls_the_chat_pods() -> None:
     a = chat.chat_deployment(AI)["spec"]["template"]["metadata"]["annotations"]
     b = chat.chat_deployment(other)["spec"]["template"]["metadata"]["annotations"]
     assert a != b
+
+
+def test_quantities_given_as_integers_become_quantity_text() -> None:
+    """`cpu: 1` and `size: 2` pass the schema as integers; manifests carry them as text."""
+    env = environment({"stage": "dev", "namespace": "q", "postgres": {"storage": {"size": 2}},
+                       "chat": {"resources": {"requests": {"cpu": 1, "memory": "1.5Gi"},
+                                              "limits": {"cpu": 2, "memory": "512M"}}}})
+    container = chat.chat_deployment(env)["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {"requests": {"cpu": "1", "memory": "1.5Gi"},
+                                      "limits": {"cpu": "2", "memory": "512M"}}
+    claim = postgres.postgres_statefulset(env)["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2"

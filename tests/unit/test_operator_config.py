@@ -47,6 +47,16 @@ def test_repository_services_yaml_is_valid() -> None:
     assert config.defaults.chat_resources.limits == {"cpu": "1", "memory": "512Mi"}
 
 
+def test_quantities_are_read_as_a_pod_spec_reads_them() -> None:
+    doc = with_change("defaults.chat.resources", {"requests": {"cpu": 1, "memory": "1.5Gi"},
+                                                   "limits": {"cpu": 2, "memory": "512M"}})
+    doc["defaults"]["postgres"]["storage"]["size"] = "1.5Gi"
+    config = parse_config(doc)
+    assert config.defaults.chat_resources.requests == {"cpu": "1", "memory": "1.5Gi"}
+    assert config.defaults.chat_resources.limits == {"cpu": "2", "memory": "512M"}
+    assert config.defaults.postgres_storage_size == "1.5Gi"
+
+
 def test_deploy_copy_of_services_yaml_is_identical() -> None:
     """kustomize reads no file outside deploy/, so deploy/ carries a copy; keep it in step."""
     assert (ROOT / "deploy" / "services.yaml").read_text() == (
@@ -72,7 +82,7 @@ BAD = [
     ("defaults.tls.clusterIssuer", ..., "defaults.tls.clusterIssuer: is required when mode"),
     ("defaults.chat.replicas", -1, "defaults.chat.replicas: must be an integer between 0 and 20"),
     ("defaults.chat.resources.limits.cpu", "lots", "defaults.chat.resources.limits.cpu: must be a"),
-    ("defaults.postgres.storage.size", "1GB", "defaults.postgres.storage.size: must be a size"),
+    ("defaults.postgres.storage.size", "1GB", "storage.size: must be a Kubernetes"),
     ("defaults.jaeger.enabled", "yes", "defaults.jaeger.enabled: must be true or false"),
     ("defaults.quota.gpus", "1", "defaults.quota.gpus: unknown key"),
     ("defaults.quota.pods", "many", "defaults.quota.pods: must be a Kubernetes quantity"),
