@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from . import logs
 from .builders.render import render
 from .config import ConfigError, ProjectConfig, load_config
 from .constants import CHATENV_KIND
@@ -36,10 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from .runtime import Runtime
 
     settings, config = _load(args)
-    kopf.configure(verbose=settings.log_level == "DEBUG", quiet=settings.log_level == "ERROR",
-                   log_format=kopf.LogFormat.JSON if settings.log_format == "json"
-                   else kopf.LogFormat.FULL)
-    logging.getLogger().setLevel(settings.log_level)
+    kopf.configure(verbose=settings.log_level == "DEBUG", quiet=settings.log_level == "ERROR")
+    logs.configure(settings.log_format, settings.log_level)
     # Per-event "Handler ... succeeded" lines and probe access logs would drown the rest.
     logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -58,3 +58,10 @@ def get_condition(status: Mapping[str, Any] | None, type: str) -> Mapping[str, A
 def is_true(status: Mapping[str, Any] | None, type: str) -> bool:
     c = get_condition(status, type)
     return bool(c and c.get("status") == "True")
+
+
+def replace_map(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """What a merge patch must carry to turn map ``old`` into ``new``: new's entries, and
+    None (delete) for each key only ``old`` has. Equal to ``new`` once the two agree, so a
+    status compared with it stops changing."""
+    return {**dict.fromkeys(set(old or {}) - set(new)), **new}

@@ -21,20 +21,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from . import logs
+
 log = logging.getLogger(__name__)
 
 
 class Outcome(Protocol):
     requeue_after: float | None
+    gone: bool  # the object no longer exists: forget the key
 
 
 ReconcileFn = Callable[[str], Outcome]
+
+
+class Observer(Protocol):
+    """Told about every reconcile (for the metrics); must not block."""
+
+    def reconciled(self, controller: str, key: str, seconds: float, ok: bool) -> None: ...
+
+    def forgotten(self, controller: str, key: str) -> None: ...
+
+
+class _Unobserved:
+    def reconciled(self, controller: str, key: str, seconds: float, ok: bool) -> None:
+        pass
+
+    def forgotten(self, controller: str, key: str) -> None:
+        pass
 
 
 @dataclass
 class Stats:
     reconciles: int = 0
     failures: int = 0
+    """Failed passes; each is retried after a backoff (the work queue's retries)."""
     seconds: float = 0.0
     by_key: collections.Counter[str] = field(default_factory=collections.Counter)
 
@@ -49,11 +69,15 @@ class Controller:
     base_backoff: float = 1.0
     max_backoff: float = 300.0
     resync_interval: float = 300.0
+    kind: str = ""
+    """The kind of object a key names, for the log lines of its reconciles."""
+    observer: Observer = field(default_factory=_Unobserved)
     stats: Stats = field(default_factory=Stats)
 
     def __post_init__(self) -> None:
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
+        self._since: dict[str, float] = {}  # queued key -> when it was queued (monotonic)
         self._active: set[str] = set()
         self._dirty: set[str] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -65,8 +89,15 @@ class Controller:
 
     # ------------------------------------------------------------------ input
 
-    def enqueue(self, key: str, delay: float = 0.0) -> None:
-        """Ask for a reconcile of ``key``, now or after ``delay`` seconds."""
+    def enqueue(self, key: str, delay: float = 0.0, *, nudge: bool = False) -> None:
+        """Ask for a reconcile of ``key``, now or after ``delay`` seconds.
+
+        A ``nudge`` (an event of a child or a related object, not of the object itself)
+        leaves a failing key to its backoff: it is retried when the backoff says, not
+        on every event of its children.
+        """
+        if nudge and key in self._failures and key in self._timers:
+            return
         self._known.add(key)
         if delay > 0:
             loop = asyncio.get_running_loop()
@@ -82,14 +113,16 @@ class Controller:
             self._dirty.add(key)  # run once more after the current pass
         elif key not in self._queued:
             self._queued.add(key)
+            self._since[key] = time.monotonic()
             self._idle.clear()
             self._ready.put_nowait(key)
 
     def forget(self, key: str) -> None:
-        """The object is gone: drop its timers and backoff state."""
+        """The object is gone: drop its timers, backoff state and per-object statistics."""
         self._known.discard(key)
         self._failures.pop(key, None)
         self.stats.by_key.pop(key, None)
+        self.observer.forgotten(self.name, key)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -122,9 +155,11 @@ class Controller:
         while True:
             key = await self._ready.get()
             self._queued.discard(key)
+            self._since.pop(key, None)
             self._active.add(key)
             try:
-                await self._process(key)
+                with logs.bound(controller=self.name, kind=self.kind or self.name, name=key):
+                    await self._process(key)
             finally:
                 self._active.discard(key)
                 if key in self._dirty:
@@ -135,8 +170,10 @@ class Controller:
 
     async def _process(self, key: str) -> None:
         started = time.monotonic()
+        ok = False
         try:
             outcome = await asyncio.to_thread(self.reconcile, key)
+            ok = True
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -144,22 +181,31 @@ class Controller:
             self._failures[key] = failures
             self.stats.failures += 1
             delay = min(self.max_backoff, self.base_backoff * 2 ** (failures - 1))
-            log.warning("%s %s: reconcile failed (attempt %d), retrying in %.0fs: %s",
-                        self.name, key, failures, delay, e,
-                        exc_info=not getattr(e, "status", None))
+            log.warning("reconcile failed (attempt %d), retrying in %.0fs: %s", failures,
+                        delay, e, exc_info=not getattr(e, "status", None))
             self.enqueue(key, delay)
             return
         finally:
+            elapsed = time.monotonic() - started
             self.stats.reconciles += 1
             self.stats.by_key[key] += 1
-            self.stats.seconds += time.monotonic() - started
+            self.stats.seconds += elapsed
+            self.observer.reconciled(self.name, key, elapsed, ok)
         self._failures.pop(key, None)
-        if outcome.requeue_after is not None:
+        if outcome.gone:
+            self.forget(key)
+        elif outcome.requeue_after is not None:
             self.enqueue(key, outcome.requeue_after)
 
     @property
     def depth(self) -> int:
         return len(self._queued) + len(self._active)
+
+    @property
+    def oldest_age(self) -> float:
+        """Seconds the longest-waiting queued key has waited (0 with an empty queue)."""
+        since = min(self._since.values(), default=None)
+        return 0.0 if since is None else time.monotonic() - since
 
     async def wait_idle(self) -> None:
         await self._idle.wait()

@@ -5,7 +5,7 @@ under one field manager, and a compare-before-write ``ensure`` so that a
 reconcile that changes nothing sends no write requests. Transient failures
 (429, 5xx, timeouts, dropped connections) are retried here with exponential
 backoff; everything else surfaces as ``ApiError`` with the server's message.
-Every request is counted by verb, for the metrics endpoint and the tests.
+Every request is counted by verb and status code, for the metrics endpoint and the tests.
 """
 
 from __future__ import annotations
@@ -180,24 +180,28 @@ def up_to_date(desired: Manifest, live: Manifest | None) -> bool:
 
 
 class RequestCounter:
-    """Counts API requests by HTTP verb; thread-safe."""
+    """Counts API requests by HTTP verb and status code; thread-safe.
+
+    The code is the HTTP status, or "error" when no response came (a dropped
+    connection, a timeout). Every attempt counts, retries included.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: collections.Counter[str] = collections.Counter()
+        self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
 
-    def add(self, verb: str) -> None:
+    def add(self, verb: str, code: int) -> None:
         with self._lock:
-            self._counts[verb] += 1
+            self._counts[verb, str(code) if code else "error"] += 1
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return dict(self._counts)
 
     @property
     def writes(self) -> int:
         with self._lock:
-            return sum(n for verb, n in self._counts.items() if verb in WRITE_VERBS)
+            return sum(n for (verb, _), n in self._counts.items() if verb in WRITE_VERBS)
 
 
 class Kube:
@@ -238,19 +242,21 @@ class Kube:
         attempt = 0
         while True:
             attempt += 1
-            self.counter.add(method)
             try:
                 response = self.api.call_api(method, url, header_params=headers, body=body,
                                              _request_timeout=self.timeout)
                 response.read()  # type: ignore[no-untyped-call]
                 data = response.data
+                self.counter.add(method, response.status)
                 if response.status < 400:
                     return json.loads(data) if data else None
                 error = _api_error(response.status, response.reason, data)
             except ApiException as e:
                 error = _api_error(int(e.status or 0), e.reason, e.body)
+                self.counter.add(method, error.status)
             except (urllib3.exceptions.HTTPError, OSError) as e:
                 error = ApiError(0, "ConnectionError", str(e))
+                self.counter.add(method, 0)
             if not error.transient or attempt > self.retries:
                 raise error
             delay = self.backoff * 2 ** (attempt - 1)

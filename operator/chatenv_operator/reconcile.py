@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import readiness
+from . import readiness, reporting
 from .builders import data, render
 from .builders.common import Manifest
-from .conditions import get_condition, is_true, set_condition
 from .config import ProjectConfig
 from .constants import (
     CHAT_NAME,
@@ -34,7 +33,6 @@ from .constants import (
     REDIS_SECRET,
 )
 from .environment import Environment, InvalidSpec, resolve
-from .events import NORMAL, WARNING, event
 from .kube import ApiError, Kube, lookup
 
 log = logging.getLogger(__name__)
@@ -61,6 +59,8 @@ class Result:
 
     requeue_after: float | None = None
     writes: list[str] = field(default_factory=list)
+    gone: bool = False
+    """The object no longer exists: the controller forgets its key."""
 
 
 @dataclass
@@ -90,23 +90,25 @@ def reconcile_environment(kube: Kube, body: Mapping[str, Any], config: ProjectCo
     try:
         env = resolve(body, config, operator_namespace=operator_namespace)
     except InvalidSpec as e:
-        status = _failed(old_status, generation, "InvalidSpec", str(e), now)
-        _publish(kube, body, old_status, status, now)
+        status = reporting.failed(old_status, generation, "InvalidSpec", str(e), now)
+        reporting.publish(kube, body, old_status, status, now)
         return Result()  # nothing to retry until the spec changes
 
     ns = kube.get(NAMESPACE, env.namespace)
-    conflict = _namespace_conflict(env, ns)
-    if conflict:
-        status = _failed(old_status, generation, "NamespaceConflict", conflict, now,
-                         namespace=None)
-        _publish(kube, body, old_status, status, now)
-        return Result(requeue_after=POLL_ON_CONFLICT)
     if ns and ns["metadata"].get("deletionTimestamp"):
-        status = _progressing(old_status, env, generation, {}, "NamespaceTerminating",
-                              f"waiting for the old namespace {env.namespace} to finish deleting",
-                              now)
-        _publish(kube, body, old_status, status, now)
+        # Whoever owned it, it is going away (a reused slot number's old namespace, say):
+        # wait for it rather than report a conflict.
+        message = f"waiting for the old namespace {env.namespace} to finish deleting"
+        status = reporting.progressing(old_status, env, generation, {}, "NamespaceTerminating",
+                                       message, now)
+        reporting.publish(kube, body, old_status, status, now)
         return Result(requeue_after=2.0)
+    conflict = _namespace_conflict(env, ns, namespace_given="namespace" in body.get("spec", {}))
+    if conflict:
+        status = reporting.failed(old_status, generation, "NamespaceConflict", conflict, now,
+                                  namespace=None)
+        reporting.publish(kube, body, old_status, status, now)
+        return Result(requeue_after=POLL_ON_CONFLICT)
 
     p = Pass(kube, env)
     try:
@@ -116,28 +118,36 @@ def reconcile_environment(kube: Kube, body: Mapping[str, Any], config: ProjectCo
             return Result(requeue_after=2.0, writes=p.writes)
         if e.transient:
             raise
-        status = _failed(old_status, generation, "ApplyFailed", e.message, now,
-                         namespace=env.namespace, url=env.url)
-        _publish(kube, body, old_status, status, now, writes=p.writes)
+        status = reporting.failed(old_status, generation, "ApplyFailed", e.message, now,
+                                  namespace=env.namespace, url=env.url)
+        reporting.publish(kube, body, old_status, status, now, writes=p.writes)
         raise
 
-    status = _summarize(old_status, env, generation, components, now)
-    _publish(kube, body, old_status, status, now, writes=p.writes)
+    status = reporting.summarize(old_status, env, generation, components, now)
+    status.update(reporting.workloads(env, p.live, components, old_status.get("images") or {}))
+    reporting.publish(kube, body, old_status, status, now, writes=p.writes)
     ready = status["conditions"][0]["status"] == "True"
     done = ready or (env.suspended and all(c.ready for c in components.values()))
     return Result(requeue_after=None if done else POLL_WHILE_PROGRESSING, writes=p.writes)
 
 
-def _namespace_conflict(env: Environment, ns: Manifest | None) -> str | None:
+def _namespace_conflict(env: Environment, ns: Manifest | None, *,
+                        namespace_given: bool) -> str | None:
+    """Why an existing namespace cannot be this environment's, and what to do; None if it is."""
     if ns is None:
         return None
     owners = ns["metadata"].get("ownerReferences") or []
     if any(o.get("uid") == env.owner.uid for o in owners):
         return None
     holder = ns["metadata"].get("labels", {}).get(LABEL_ENVIRONMENT)
-    who = f"ChatEnvironment {holder}" if holder else "something else"
-    return (f"namespace {env.namespace} already exists and belongs to {who}; "
-            "choose another spec.namespace")
+    who = f"ChatEnvironment {holder}" if holder else "something other than chatenv"
+    free = f"delete ChatEnvironment {holder}" if holder else f"delete namespace {env.namespace}"
+    where = ("spec.namespace cannot change: recreate this environment with another one"
+             if namespace_given else
+             "or recreate this environment with a spec.namespace of its own (it cannot be "
+             "added later)")
+    return (f"namespace {env.namespace} already exists and belongs to {who}; chatenv never "
+            f"adopts a namespace: {free} (this environment then starts by itself), {where}")
 
 
 def _apply(p: Pass, password: Callable[[], str]) -> dict[str, readiness.Readiness]:
@@ -220,116 +230,3 @@ def _prune_jaeger(p: Pass) -> None:
                 LABEL_ENVIRONMENT) == p.env.name:
             p.kube.delete(kind, name, p.env.namespace, uid=live["metadata"]["uid"])
             p.writes.append(f"{kind.kind}/{name} (deleted)")
-
-
-# ---------------------------------------------------------------------- status
-
-
-def _conditions(old: Mapping[str, Any], generation: int | None, now: datetime | None,
-                ready: tuple[bool, str, str], progressing: tuple[bool, str, str],
-                degraded: tuple[bool, str, str]) -> list[dict[str, Any]]:
-    conds = list(old.get("conditions") or [])
-    for type_, (value, reason, message) in (("Ready", ready), ("Progressing", progressing),
-                                            ("Degraded", degraded)):
-        conds = set_condition(conds, type=type_, status=value, reason=reason, message=message,
-                              generation=generation, now=now)
-    return conds
-
-
-def _failed(old: Mapping[str, Any], generation: int | None, reason: str, message: str,
-            now: datetime | None, *, namespace: str | None = None,
-            url: str | None = None) -> dict[str, Any]:
-    status = {**old, "observedGeneration": generation, "phase": "Failed",
-              "conditions": _conditions(old, generation, now, (False, reason, message),
-                                        (False, reason, "stopped: " + message),
-                                        (True, reason, message))}
-    if namespace:
-        status["namespace"] = namespace
-    if url:
-        status["url"] = url
-    return status
-
-
-def _progressing(old: Mapping[str, Any], env: Environment, generation: int | None,
-                 components: Mapping[str, readiness.Readiness], reason: str, message: str,
-                 now: datetime | None) -> dict[str, Any]:
-    return {
-        **old,
-        "observedGeneration": generation,
-        "namespace": env.namespace,
-        "url": env.url,
-        "phase": "Provisioning",
-        "components": {k: v.to_status() for k, v in components.items()} or old.get(
-            "components", {}),
-        "conditions": _conditions(old, generation, now, (False, reason, message),
-                                  (True, reason, message), (False, "AsExpected", "no errors")),
-    }
-
-
-def _summarize(old: Mapping[str, Any], env: Environment, generation: int | None,
-               components: Mapping[str, readiness.Readiness],
-               now: datetime | None) -> dict[str, Any]:
-    order = ("postgres", "redis", "jaeger", "chat", "ingress")
-    pending = [n for n in order if n in components and not components[n].ready]
-    status: dict[str, Any] = {
-        **old,
-        "observedGeneration": generation,
-        "namespace": env.namespace,
-        "url": env.url,
-        "components": {n: components[n].to_status() for n in order if n in components},
-    }
-    healthy = (False, "AsExpected", "no errors")
-    if env.suspended:
-        settled = not pending
-        status["phase"] = "Suspended"
-        status["conditions"] = _conditions(
-            old, generation, now, (False, "Suspended", "suspended: workloads scaled to zero"),
-            (not settled, "Suspended", "scaling down" if not settled else "scaled to zero"),
-            healthy)
-    elif pending:
-        first = pending[0]
-        message = "; ".join(f"{n}: {components[n].message}" for n in pending)
-        reason = f"Waiting{first.capitalize()}"
-        status["phase"] = "Provisioning"
-        status["conditions"] = _conditions(old, generation, now, (False, reason, message),
-                                           (True, reason, message), healthy)
-    else:
-        status["phase"] = "Ready"
-        status["conditions"] = _conditions(
-            old, generation, now, (True, "Ready", f"all components ready at {env.url}"),
-            (False, "Ready", "rolled out"), healthy)
-    return status
-
-
-def _publish(kube: Kube, body: Mapping[str, Any], old: Mapping[str, Any],
-             new: Mapping[str, Any], now: datetime | None, writes: list[str] | None = None) -> None:
-    """Write the status and record Events, each only when something changed."""
-    name = body["metadata"]["name"]
-    if dict(new) != dict(old):
-        try:
-            kube.patch_status(CHATENV, name, new)
-        except ApiError as e:
-            if e.status != 404:  # deleted meanwhile: nothing to report on
-                raise
-            return
-    events = []
-    if writes:
-        events.append(event(body, type=NORMAL, reason="Applied", now=now,
-                            message="applied " + ", ".join(writes)))
-    before, after = get_condition(old, "Ready"), get_condition(new, "Ready")
-    assert after is not None
-    if before is None or (before["status"], before["reason"], before["message"]) != (
-            after["status"], after["reason"], after["message"]):
-        if after["status"] == "True":
-            events.append(event(body, type=NORMAL, reason="Ready", message=after["message"],
-                                now=now))
-        elif is_true(new, "Degraded"):
-            events.append(event(body, type=WARNING, reason=after["reason"],
-                                message=after["message"], now=now))
-        elif before is None or before["reason"] != after["reason"]:
-            events.append(event(body, type=NORMAL, reason=after["reason"],
-                                message=after["message"], now=now))
-    for i, ev in enumerate(events):  # several events of one pass share a timestamp
-        ev["metadata"]["name"] += f"{i}"
-    kube.events(events)
-

@@ -19,7 +19,8 @@ from .controller import Controller
 from .kube import ApiError, Kube, lookup
 from .reconcile import Result, reconcile_environment
 from .settings import Settings
-from .slots import reconcile_devslot, reconcile_pool, sweep
+from .slots import reconcile_devslot, reconcile_pool
+from .sweep import sweep
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,15 @@ def _essence(body: Mapping[str, Any]) -> tuple[Any, ...]:
             meta.get("deletionTimestamp"))
 
 
+def _watch_phase(phases: dict[str, str], event_type: str | None, name: str,
+                 body: Mapping[str, Any], default: str) -> None:
+    """Keep the phase a watch event shows (for the metrics); a deleted object leaves."""
+    if event_type == "DELETED":
+        phases.pop(name, None)
+    else:
+        phases[name] = (body.get("status") or {}).get("phase") or default
+
+
 @dataclass
 class Runtime:
     """Shared by every kopf handler (passed to kopf as its ``memo``)."""
@@ -47,6 +57,8 @@ class Runtime:
     environments: Controller = field(init=False)
     devslots: Controller = field(init=False)
     pool: Controller = field(init=False)
+    watched: metrics.Watched = field(default_factory=metrics.Watched)
+    instruments: metrics.Metrics = field(init=False)
     _seen: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     _first_seen: dict[str, datetime] = field(default_factory=dict)
     _metrics: web.AppRunner | None = None
@@ -54,12 +66,17 @@ class Runtime:
 
     def __post_init__(self) -> None:
         workers, resync = self.settings.workers, self.settings.resync_seconds
+        self.instruments = metrics.Metrics(self.kube.counter, lambda: self.controllers,
+                                           self.watched)
         self.environments = Controller("chatenvironment", self.reconcile_environment,
-                                       workers=workers, resync_interval=resync)
+                                       workers=workers, resync_interval=resync,
+                                       kind=CHATENV_KIND, observer=self.instruments)
         self.devslots = Controller("devslot", self.reconcile_devslot, workers=workers,
-                                   resync_interval=resync)
+                                   resync_interval=resync, kind=DEVSLOT_KIND,
+                                   observer=self.instruments)
         # One worker: allocation passes never overlap, so the queue order is kept.
-        self.pool = Controller("pool", self.reconcile_pool, workers=1, resync_interval=resync)
+        self.pool = Controller("pool", self.reconcile_pool, workers=1, resync_interval=resync,
+                               kind="DevSlotPool", observer=self.instruments)
 
     @property
     def controllers(self) -> list[Controller]:
@@ -69,14 +86,18 @@ class Runtime:
 
     def reconcile_environment(self, name: str) -> Result:
         body = self.kube.get(CHATENV, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return Result()  # deleted: the garbage collector takes the rest
+        if body is None:
+            return Result(gone=True)
+        if body["metadata"].get("deletionTimestamp"):
+            return Result()  # being deleted: the garbage collector takes the rest
         return reconcile_environment(self.kube, body, self.config,
                                      operator_namespace=self.settings.namespace)
 
     def reconcile_devslot(self, name: str) -> Result:
         body = self.kube.get(DEVSLOT, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None:
+            return Result(gone=True)
+        if body["metadata"].get("deletionTimestamp"):
             return Result()
         try:
             return reconcile_devslot(self.kube, body, self.config,
@@ -90,8 +111,11 @@ class Runtime:
         if key == SWEEP:
             sweep(self.kube, grace=timedelta(seconds=self.settings.orphan_grace_seconds))
             return Result(requeue_after=self.settings.sweep_seconds)
-        return reconcile_pool(self.kube, self.config, first_seen=self._first_seen,
-                              wake=self._wake_devslot)
+        report = reconcile_pool(self.kube, self.config, first_seen=self._first_seen,
+                                wake=self._wake_devslot)
+        self.instruments.pool(size=self.config.slots.max_slots, used=report.used,
+                          queued=report.queued)
+        return report
 
     def _wake_devslot(self, name: str) -> None:
         # Called from a reconcile thread: hand the key over to the event loop.
@@ -114,8 +138,9 @@ class Runtime:
     def observe_environment(self, event_type: str | None, name: str,
                             body: Mapping[str, Any]) -> None:
         owner = (body.get("metadata", {}).get("labels") or {}).get(LABEL_DEVSLOT)
-        if owner:
-            self.devslots.enqueue(owner)  # its readiness mirrors this environment's status
+        if owner:  # its readiness mirrors this environment's status
+            self.devslots.enqueue(owner, nudge=True)
+        _watch_phase(self.watched.environments, event_type, name, body, "Provisioning")
         if not self._changed("env", event_type, name, body):
             return
         if event_type == "DELETED":
@@ -130,6 +155,7 @@ class Runtime:
         uid = body.get("metadata", {}).get("uid")
         if uid and uid not in self._first_seen:
             self._first_seen[uid] = datetime.now(UTC)
+        _watch_phase(self.watched.devslots, event_type, name, body, "Pending")
         if not self._changed("devslot", event_type, name, body):
             return
         if event_type == "DELETED":
@@ -141,9 +167,9 @@ class Runtime:
 
     def observe_child(self, labels: Mapping[str, str]) -> None:
         if labels.get(LABEL_ENVIRONMENT):
-            self.environments.enqueue(labels[LABEL_ENVIRONMENT])
+            self.environments.enqueue(labels[LABEL_ENVIRONMENT], nudge=True)
         if labels.get(LABEL_DEVSLOT):
-            self.devslots.enqueue(labels[LABEL_DEVSLOT])
+            self.devslots.enqueue(labels[LABEL_DEVSLOT], nudge=True)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -158,8 +184,7 @@ class Runtime:
         self.pool.enqueue(POOL)
         self.pool.enqueue(SWEEP, delay=self.settings.sweep_seconds)
         if self.settings.metrics_port:
-            self._metrics = await metrics.serve(self.kube, self.controllers,
-                                                self.settings.metrics_port)
+            self._metrics = await metrics.serve(self.instruments, self.settings.metrics_port)
         log.info("operator started: project %s, %d workers per controller",
                  self.config.project, self.settings.workers)
 

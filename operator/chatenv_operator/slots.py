@@ -1,6 +1,6 @@
-"""DevSlots: the slot pool, each slot's environment and agent, expiry, and the orphan sweep.
+"""DevSlots: the slot pool, each slot's environment and agent, and expiry.
 
-Three passes, each safe to repeat and to interrupt:
+Two passes, each safe to repeat and to interrupt (the orphan sweep is ``sweep``):
 
 - ``reconcile_pool`` hands free slot numbers to waiting DevSlots, oldest first. The
   claim is the creation of the ChatEnvironment named after the number: the API
@@ -9,19 +9,19 @@ Three passes, each safe to repeat and to interrupt:
   back from the ChatEnvironments' owner references, never from memory.
 - ``reconcile_devslot`` keeps one DevSlot's environment and agent as specified,
   mirrors readiness, and deletes the DevSlot when its TTL has run out.
-- ``sweep`` deletes what the operator made whose owner is provably gone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import readiness
+from . import agents
 from .builders import slots as b
-from .conditions import format_time, get_condition, parse_time, set_condition
+from .conditions import format_time, get_condition, parse_time, replace_map, set_condition
 from .config import ProjectConfig, format_duration, parse_duration
 from .constants import (
     ANNOTATION_REFRESHED_AT,
@@ -29,8 +29,6 @@ from .constants import (
     DEVSLOT_KIND,
     GROUP,
     LABEL_DEVSLOT,
-    LABEL_ENVIRONMENT,
-    MANAGED_SELECTOR,
 )
 from .environment import default_host, default_namespace
 from .events import NORMAL, WARNING, event
@@ -42,9 +40,17 @@ log = logging.getLogger(__name__)
 CHATENV = lookup(f"{GROUP}/v1alpha1", CHATENV_KIND)
 DEVSLOT = lookup(f"{GROUP}/v1alpha1", DEVSLOT_KIND)
 NAMESPACE = lookup("v1", "Namespace")
-SECRET = lookup("v1", "Secret")
 
 POLL_WHILE_PROVISIONING = 5.0
+POLL_FOR_SECRETS = 30.0  # Secrets are not watched (the operator may not list them)
+
+
+@dataclass
+class PoolReport(Result):
+    """An allocation pass's result, with the pool's state after it."""
+
+    used: int = 0
+    queued: int = 0
 
 
 def format_precise(when: datetime) -> str:
@@ -68,7 +74,7 @@ def expires_at(devslot: Mapping[str, Any], config: ProjectConfig) -> datetime:
     return last_activity(devslot) + timedelta(seconds=ttl_seconds(devslot, config))
 
 
-def _owner_uid(obj: Mapping[str, Any], kind: str) -> str | None:
+def owner_uid(obj: Mapping[str, Any], kind: str) -> str | None:
     for ref in obj["metadata"].get("ownerReferences") or ():
         if ref.get("kind") == kind and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
             return str(ref["uid"])
@@ -106,7 +112,7 @@ def taken_slots(environments: Iterable[Mapping[str, Any]]) -> dict[int, str | No
     for env in environments:
         spec = env.get("spec") or {}
         if spec.get("stage") == "ai" and spec.get("slot"):
-            taken[int(spec["slot"])] = _owner_uid(env, DEVSLOT_KIND)
+            taken[int(spec["slot"])] = owner_uid(env, DEVSLOT_KIND)
     return taken
 
 
@@ -120,7 +126,7 @@ def queue_order(devslot: Mapping[str, Any], first_seen: Mapping[str, datetime]) 
 
 
 def reconcile_pool(kube: Kube, config: ProjectConfig, *, first_seen: Mapping[str, datetime],
-                   wake: Callable[[str], None], now: datetime | None = None) -> Result:
+                   wake: Callable[[str], None], now: datetime | None = None) -> PoolReport:
     """Give free numbers to waiting DevSlots in creation order; report the queue."""
     now = now or datetime.now(UTC)
     devslots = kube.list(DEVSLOT)
@@ -157,7 +163,7 @@ def reconcile_pool(kube: Kube, config: ProjectConfig, *, first_seen: Mapping[str
         if not was_queued:
             kube.events([event(entry, type=NORMAL, reason="PoolExhausted", message=message,
                                now=now)])
-    return Result()
+    return PoolReport(used=config.slots.max_slots - len(free), queued=len(queued))
 
 
 def _claim(kube: Kube, devslot: Mapping[str, Any], free: list[int]) -> int | None:
@@ -201,28 +207,42 @@ def reconcile_devslot(kube: Kube, devslot: Mapping[str, Any], config: ProjectCon
     if not expiring:
         next_times.append((warn_at - now).total_seconds())
     if devslot["spec"].get("mode") == "repair":
-        ready, status = _reconcile_repair(kube, devslot, config, operator_namespace, now)
+        state = _reconcile_repair(kube, devslot, config, operator_namespace, now)
     else:
         env = _owned_environment(kube, devslot)
         if env is None:
             # Not allocated yet: the pool pass reports the queue and hands out numbers.
             return Result(requeue_after=max(1.0, min(next_times)))
-        ready, status = _reconcile_allocated(kube, devslot, env, config, operator_namespace,
-                                             now)
+        state = _reconcile_allocated(kube, devslot, env, config, operator_namespace, now)
+    status = state.status
     status["expiresAt"] = format_time(expiry)
     status["lastActivity"] = format_time(last_activity(devslot))
     status["observedGeneration"] = devslot["metadata"].get("generation")
     if expiring:
         status["phase"] = "Expiring"
     _patch_status(kube, devslot, status)
-    before = get_condition(devslot.get("status"), "Ready")
-    after = get_condition(status, "Ready")
+    _report(kube, devslot, status, now)
+    if not state.ready:
+        next_times.append(state.poll)
+    return Result(requeue_after=max(0.5, min(next_times)))
+
+
+def _report(kube: Kube, devslot: Mapping[str, Any], status: Mapping[str, Any],
+            now: datetime) -> None:
+    """Events and log lines for what changed: Ready, a missing agent secret, the phase."""
+    old = devslot.get("status") or {}
+    before, after = get_condition(old, "Ready"), get_condition(status, "Ready")
     if after and after["status"] == "True" and (before is None or before["status"] != "True"):
         kube.events([event(devslot, type=NORMAL, reason="Ready", message=after["message"],
                            now=now)])
-    if not ready:
-        next_times.append(POLL_WHILE_PROVISIONING)
-    return Result(requeue_after=max(0.5, min(next_times)))
+    if after and after["reason"] in WARNING_REASONS and (
+            before is None or (before["reason"], before["message"]) != (after["reason"],
+                                                                        after["message"])):
+        log.info("%s: %s", after["reason"], after["message"])
+        kube.events([event(devslot, type=WARNING, reason=after["reason"],
+                           message=after["message"], now=now)])
+    if old.get("phase") != status.get("phase"):
+        log.info("phase %s -> %s", old.get("phase") or "Pending", status.get("phase"))
 
 
 def _post_once(kube: Kube, devslot: Mapping[str, Any], reason: str, message: str,
@@ -234,7 +254,7 @@ def _post_once(kube: Kube, devslot: Mapping[str, Any], reason: str, message: str
 
 def _expire(kube: Kube, devslot: Mapping[str, Any], now: datetime) -> Result:
     meta = devslot["metadata"]
-    log.info("devslot %s: TTL ran out, deleting it and everything it made", meta["name"])
+    log.info("TTL ran out: deleting the DevSlot and everything it made")
     kube.events([event(devslot, type=NORMAL, reason="Expired", now=now,
                        message="TTL ran out; deleting the slot and everything it made")])
     kube.delete(DEVSLOT, meta["name"], uid=meta["uid"], propagation="Background")
@@ -244,55 +264,76 @@ def _expire(kube: Kube, devslot: Mapping[str, Any], now: datetime) -> Result:
 def _owned_environment(kube: Kube, devslot: Mapping[str, Any]) -> Mapping[str, Any] | None:
     uid = devslot["metadata"]["uid"]
     for env in kube.list(CHATENV, label_selector=f"{LABEL_DEVSLOT}={devslot['metadata']['name']}"):
-        if _owner_uid(env, DEVSLOT_KIND) == uid:
+        if owner_uid(env, DEVSLOT_KIND) == uid:
             return env
     return None
 
 
+@dataclass(frozen=True)
+class SlotState:
+    """One pass's verdict on a DevSlot: the status to write, and when to look again."""
+
+    ready: bool
+    status: dict[str, Any]
+    poll: float = POLL_WHILE_PROVISIONING
+
+
+WARNING_REASONS = frozenset({"AgentSecretMissing"})
+
+
 def _reconcile_allocated(kube: Kube, devslot: Mapping[str, Any], env: Mapping[str, Any],
                          config: ProjectConfig, operator_namespace: str | None,
-                         now: datetime) -> tuple[bool, dict[str, Any]]:
+                         now: datetime) -> SlotState:
     slot = int(env["spec"]["slot"])
     if not env["metadata"].get("deletionTimestamp"):
-        kube.ensure(b.slot_environment(devslot, slot))  # image overrides follow the DevSlot
+        env, _ = kube.ensure(b.slot_environment(devslot, slot))  # overrides follow the DevSlot
     env_status = env.get("status") or {}
     # Known from the slot number before the environment reports them itself.
     namespace = env_status.get("namespace") or default_namespace(config, "ai", slot)
     url = env_status.get("url") or f"https://{default_host(config, 'ai', slot)}"
     env_ready = get_condition(env_status, "Ready")
-    ready = bool(env_ready and env_ready["status"] == "True")
-    agent_note = ""
-    if devslot["spec"].get("agent") and namespace:
+    # A status written for an older spec (an image just changed) does not count yet.
+    current = env_status.get("observedGeneration") == env["metadata"].get("generation")
+    env_is_ready = bool(env_ready and env_ready["status"] == "True" and current)
+    agent: agents.Agent = agents.NO_AGENT
+    if devslot["spec"].get("agent"):
         ns = kube.get(NAMESPACE, namespace)
-        if ns is not None and not ns["metadata"].get("deletionTimestamp"):
-            agent_ready = _ensure_agent(kube, devslot, namespace, slot, url, operator_namespace)
-            ready = ready and agent_ready
-            agent_note = "" if agent_ready else "; agent starting"
-        else:
-            ready = False
-    if ready:
-        condition = (True, "Ready", f"slot {slot} ready at {url}")
+        agent = (agents.ensure(kube, devslot, namespace, slot, url, operator_namespace)
+                 if ns is not None and not ns["metadata"].get("deletionTimestamp")
+                 else agents.Agent(False, "agent waiting for the namespace"))
+    ready = env_is_ready and agent.ready
+    name = env["metadata"]["name"]
+    if agent.missing:
+        condition = (False, "AgentSecretMissing", agent.missing)
+    elif ready:
+        extra = "" if devslot["spec"].get("agent") else f"; {agent.note}"
+        condition = (True, "Ready", f"slot {slot} ready at {url}{extra}")
+    elif env_is_ready:
+        condition = (False, "AgentStarting", f"environment ready at {url}; {agent.note}")
+    elif env_ready and not current:
+        condition = (False, "Provisioning", f"environment {name} is taking the new spec")
     elif env_ready:
-        condition = (False, env_ready["reason"], env_ready["message"] + agent_note)
+        condition = (False, env_ready["reason"], env_ready["message"])
     else:
-        condition = (False, "Provisioning", f"environment {env['metadata']['name']} starting")
+        condition = (False, "Provisioning", f"environment {name} starting")
+    images = {**(env_status.get("images") or {}), **({"agent": agent.image} if agent.image
+                                                      else {})}
     status: dict[str, Any] = {
         "slot": slot,
-        "environment": env["metadata"]["name"],
+        "environment": name,
         "phase": "Ready" if ready else "Provisioning",
         "queuePosition": None,
+        "namespace": namespace,
+        "url": url,
+        "images": replace_map((devslot.get("status") or {}).get("images"), images),
         "conditions": _ready_condition(devslot, *condition, now),
     }
-    if namespace:
-        status["namespace"] = namespace
-    if url:
-        status["url"] = url
-    return ready, status
+    return SlotState(ready, status, POLL_FOR_SECRETS if agent.missing else
+                     POLL_WHILE_PROVISIONING)
 
 
 def _reconcile_repair(kube: Kube, devslot: Mapping[str, Any], config: ProjectConfig,
-                      operator_namespace: str | None,
-                      now: datetime) -> tuple[bool, dict[str, Any]]:
+                      operator_namespace: str | None, now: datetime) -> SlotState:
     """No new environment: the agent joins the ai-staging environment's namespace."""
     staging = [e for e in kube.list(CHATENV)
                if (e.get("spec") or {}).get("stage") == "ai-staging"
@@ -301,88 +342,33 @@ def _reconcile_repair(kube: Kube, devslot: Mapping[str, Any], config: ProjectCon
         reason = "NoStagingEnvironment" if not staging else "AmbiguousStagingEnvironment"
         message = (f"repair mode needs exactly one ChatEnvironment of stage ai-staging, "
                    f"found {len(staging)}")
-        return False, {"phase": "Pending",
-                       "conditions": _ready_condition(devslot, False, reason, message, now)}
+        return SlotState(False, {"phase": "Pending", "conditions": _ready_condition(
+            devslot, False, reason, message, now)})
     env = staging[0]
     namespace = (env.get("status") or {}).get("namespace") or default_namespace(
         config, "ai-staging", None)
     url = (env.get("status") or {}).get("url") or (
         f"https://{default_host(config, 'ai-staging', None)}")
-    ready = False
-    if kube.get(NAMESPACE, namespace) is not None and devslot["spec"].get("agent"):
-        ready = _ensure_agent(kube, devslot, namespace, None, url, operator_namespace)
-    elif not devslot["spec"].get("agent"):
-        ready = True
-    message = (f"agent working in {namespace}" if ready
-               else f"waiting for the agent in {namespace}")
-    return ready, {
-        "phase": "Ready" if ready else "Provisioning",
+    agent: agents.Agent = agents.NO_AGENT
+    if devslot["spec"].get("agent"):
+        agent = (agents.ensure(kube, devslot, namespace, None, url, operator_namespace)
+                 if kube.get(NAMESPACE, namespace) is not None
+                 else agents.Agent(False, f"agent waiting for namespace {namespace}"))
+    if agent.missing:
+        condition = (False, "AgentSecretMissing", agent.missing)
+    elif agent.ready:
+        condition = (True, "Ready", f"agent working in {namespace}" if agent.image
+                     else f"in {namespace}; {agent.note}")
+    else:
+        condition = (False, "Provisioning", f"in {namespace}: {agent.note}")
+    status = {
+        "phase": "Ready" if agent.ready else "Provisioning",
         "environment": env["metadata"]["name"],
         "namespace": namespace,
         "url": url,
-        "conditions": _ready_condition(devslot, ready, "Ready" if ready else "Provisioning",
-                                       message, now),
+        "images": replace_map((devslot.get("status") or {}).get("images"),
+                              {"agent": agent.image} if agent.image else {}),
+        "conditions": _ready_condition(devslot, *condition, now),
     }
-
-
-def _ensure_agent(kube: Kube, devslot: Mapping[str, Any], namespace: str, slot: int | None,
-                  url: str, operator_namespace: str | None) -> bool:
-    """ServiceAccount, RoleBinding (this namespace only), secret copies, Deployment."""
-    kube.ensure(b.agent_service_account(devslot, namespace))
-    kube.ensure(b.agent_role_binding(devslot, namespace))
-    for source in devslot["spec"]["agent"].get("secretRefs") or ():
-        copy_name = b.agent_secret_name(devslot, source)
-        if kube.get(SECRET, copy_name, namespace) is not None:
-            continue
-        original = kube.get(SECRET, source, operator_namespace) if operator_namespace else None
-        if original is None:
-            raise ApiError(404, "NotFound", f"agent secret {source} not found in the operator's "
-                           f"namespace {operator_namespace}")
-        kube.create(b.agent_secret(devslot, namespace, source, original.get("data") or {}))
-    deployment, _ = kube.ensure(b.agent_deployment(devslot, namespace, slot=slot, url=url))
-    return readiness.deployment(deployment).ready
-
-
-# ---------------------------------------------------------------------- the sweep
-
-
-def sweep(kube: Kube, *, grace: timedelta = timedelta(seconds=30),
-          now: datetime | None = None) -> list[str]:
-    """Delete managed namespaces and slot environments whose owner is provably gone.
-
-    Fail-safe: an object is deleted only when a direct read of its owner answers
-    404 (or shows another object of that name), and only after a grace period, so
-    an error, an empty list or a race with creation never deletes anything.
-    """
-    now = now or datetime.now(UTC)
-    removed: list[str] = []
-    for env in kube.list(CHATENV, label_selector=LABEL_DEVSLOT):
-        owner = env["metadata"]["labels"].get(LABEL_DEVSLOT, "")
-        uid = _owner_uid(env, DEVSLOT_KIND)
-        if _gone(kube, DEVSLOT, owner, uid, env, now, grace):
-            kube.delete(CHATENV, env["metadata"]["name"], uid=env["metadata"]["uid"])
-            removed.append(f"ChatEnvironment/{env['metadata']['name']}")
-    for ns in kube.list(NAMESPACE, label_selector=f"{MANAGED_SELECTOR},{LABEL_ENVIRONMENT}"):
-        owner = ns["metadata"]["labels"].get(LABEL_ENVIRONMENT, "")
-        uid = _owner_uid(ns, CHATENV_KIND)
-        if _gone(kube, CHATENV, owner, uid, ns, now, grace):
-            kube.delete(NAMESPACE, ns["metadata"]["name"], uid=ns["metadata"]["uid"])
-            removed.append(f"Namespace/{ns['metadata']['name']}")
-    for what in removed:
-        log.warning("orphan sweep: deleted %s, whose owner no longer exists", what)
-    return removed
-
-
-def _gone(kube: Kube, owner_kind: Any, owner: str, uid: str | None, obj: Mapping[str, Any],
-          now: datetime, grace: timedelta) -> bool:
-    meta = obj["metadata"]
-    if meta.get("deletionTimestamp") or not owner:
-        return False
-    created = parse_time(meta.get("creationTimestamp"))
-    if created is None or now - created < grace:
-        return False
-    live = kube.get(owner_kind, owner)  # raises on any error other than 404: no deletion
-    if live is None:
-        return True
-    return uid is not None and live["metadata"]["uid"] != uid
-
+    return SlotState(agent.ready, status, POLL_FOR_SECRETS if agent.missing else
+                     POLL_WHILE_PROVISIONING)

@@ -106,6 +106,7 @@ class Recorder:
         self.calls: list[str] = []
         self.fail: set[str] = set()
         self.requeue: dict[str, float] = {}
+        self.gone: set[str] = set()
         self.running: set[str] = set()
         self.overlap = False
         self.lock = threading.Lock()
@@ -125,6 +126,7 @@ class Recorder:
 
             class R:
                 requeue_after = self.requeue.pop(key, None)
+                gone = key in self.gone
 
             return R()
         finally:
@@ -179,3 +181,59 @@ async def test_requeue_after_runs_again_and_forget_cancels() -> None:
     await asyncio.sleep(0.4)
     await c.stop()
     assert "z" not in rec.calls
+
+
+async def test_a_failing_key_waits_for_its_backoff_whatever_its_children_do() -> None:
+    rec = Recorder()
+    rec.fail.add("x")
+    c = Controller("t", rec, workers=1, base_backoff=5.0)
+    c.start()
+    c.enqueue("x")
+    await asyncio.sleep(0.1)
+    for _ in range(20):  # child events: status changes of its environment, say
+        c.enqueue("x", nudge=True)
+        await asyncio.sleep(0.01)
+    assert rec.calls.count("x") == 1  # "retrying in 5s" means it
+    c.enqueue("x")  # a change of the object itself is worth a try at once
+    await asyncio.sleep(0.1)
+    await c.stop()
+    assert rec.calls.count("x") == 2
+
+
+async def test_a_deleted_object_leaves_no_statistics_behind() -> None:
+    rec = Recorder()
+    rec.gone.add("old")
+    seen: list[tuple[str, str]] = []
+
+    class Observer:
+        def reconciled(self, controller: str, key: str, seconds: float, ok: bool) -> None:
+            seen.append(("reconciled", key))
+
+        def forgotten(self, controller: str, key: str) -> None:
+            seen.append(("forgotten", key))
+
+    c = Controller("t", rec, workers=1, resync_interval=0.1, observer=Observer())
+    c.start()
+    c.enqueue("old")
+    c.enqueue("live")
+    await asyncio.sleep(0.35)  # a few resyncs
+    await c.stop()
+    assert rec.calls.count("old") == 1  # forgotten: the resync no longer visits it
+    assert rec.calls.count("live") >= 2
+    assert "old" not in c.stats.by_key
+    assert seen[:2] == [("reconciled", "old"), ("forgotten", "old")]
+
+
+async def test_oldest_age_is_the_longest_wait_in_the_queue() -> None:
+    rec = Recorder()
+    c = Controller("t", rec, workers=1)
+    assert c.oldest_age == 0.0
+    c.enqueue("a")  # no workers yet: it waits
+    await asyncio.sleep(0.1)
+    c.enqueue("b")
+    assert 0.1 <= c.oldest_age < 5
+    c.start()
+    await asyncio.sleep(0.1)
+    await c.wait_idle()
+    await c.stop()
+    assert c.oldest_age == 0.0

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chatenv_operator import slots
+from chatenv_operator import slots, sweep
 from chatenv_operator.builders import slots as b
 from chatenv_operator.config import load_config
 from chatenv_operator.kube import ApiError
@@ -113,16 +113,16 @@ def test_sweep_deletes_only_on_a_clear_404_after_the_grace_period() -> None:
         "e6": None,
     })
     with pytest.raises(ApiError):  # an error stops the sweep; nothing after it is judged
-        slots.sweep(kube, now=T0)  # type: ignore[arg-type]
+        sweep.sweep(kube, now=T0)  # type: ignore[arg-type]
     assert "error" not in kube.deleted
     assert "alive" not in kube.deleted
     kube.owners["e4"] = {"metadata": {"uid": "x4"}}
     kube.deleted.clear()
-    slots.sweep(kube, now=T0)  # type: ignore[arg-type]
+    sweep.sweep(kube, now=T0)  # type: ignore[arg-type]
     assert sorted(kube.deleted) == ["gone", "ownerless", "replaced"]
 
 
 def test_sweep_of_an_empty_cluster_deletes_nothing() -> None:
     kube = StubKube({}, {})
-    assert slots.sweep(kube, now=T0) == []  # type: ignore[arg-type]
+    assert sweep.sweep(kube, now=T0) == []  # type: ignore[arg-type]
     assert kube.deleted == []

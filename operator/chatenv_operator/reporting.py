@@ -1,0 +1,187 @@
+"""A ChatEnvironment's status and Events: conditions, phase, per-component readiness, the
+images that run; written only when they changed, with a log line for what changed the
+environment. Pure builders of the status (``summarize``, ``failed``, ``progressing``,
+``workloads``, ``changes``), and ``publish``, which sends them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from . import readiness
+from .builders.common import Manifest, selector_labels
+from .conditions import get_condition, is_true, replace_map, set_condition
+from .constants import CHAT_NAME, CHATENV_KIND, GROUP, JAEGER_NAME, POSTGRES_NAME, REDIS_NAME
+from .environment import Environment
+from .events import NORMAL, WARNING, event
+from .kube import ApiError, Kube, lookup
+
+log = logging.getLogger(__name__)
+
+CHATENV = lookup(f"{GROUP}/v1alpha1", CHATENV_KIND)
+
+
+WORKLOADS = {"postgres": f"StatefulSet/{POSTGRES_NAME}", "redis": f"Deployment/{REDIS_NAME}",
+             "jaeger": f"Deployment/{JAEGER_NAME}", "chat": f"Deployment/{CHAT_NAME}"}
+
+
+def workloads(env: Environment, live: Mapping[str, Manifest | None],
+              components: Mapping[str, readiness.Readiness],
+              previous_images: Mapping[str, str]) -> dict[str, Any]:
+    """Status fields read from the live workloads: the images that run (a workload still
+    rolling out runs its previous image; one scaled to zero runs none), the chat pods, and
+    their selector (the scale subresource's)."""
+    images: dict[str, str | None] = {}
+    for component, key in WORKLOADS.items():
+        obj = live.get(key)
+        if obj is None or component not in components:
+            continue
+        if not components[component].ready:
+            images[component] = previous_images.get(component)
+        elif int(obj["spec"].get("replicas", 1)) > 0:
+            images[component] = obj["spec"]["template"]["spec"]["containers"][0]["image"]
+    chat = live.get(WORKLOADS["chat"])
+    selector = ",".join(f"{k}={v}" for k, v in sorted(selector_labels(env, "chat").items()))
+    return {"images": replace_map(previous_images, {k: v for k, v in images.items() if v}),
+            "replicas": int(((chat or {}).get("status") or {}).get("replicas", 0)),
+            "selector": selector}
+
+
+def _conditions(old: Mapping[str, Any], generation: int | None, now: datetime | None,
+                ready: tuple[bool, str, str], progressing: tuple[bool, str, str],
+                degraded: tuple[bool, str, str]) -> list[dict[str, Any]]:
+    conds = list(old.get("conditions") or [])
+    for type_, (value, reason, message) in (("Ready", ready), ("Progressing", progressing),
+                                            ("Degraded", degraded)):
+        conds = set_condition(conds, type=type_, status=value, reason=reason, message=message,
+                              generation=generation, now=now)
+    return conds
+
+
+def failed(old: Mapping[str, Any], generation: int | None, reason: str, message: str,
+            now: datetime | None, *, namespace: str | None = None,
+            url: str | None = None) -> dict[str, Any]:
+    status = {**old, "observedGeneration": generation, "phase": "Failed",
+              "conditions": _conditions(old, generation, now, (False, reason, message),
+                                        (False, reason, "stopped: " + message),
+                                        (True, reason, message))}
+    if namespace:
+        status["namespace"] = namespace
+    if url:
+        status["url"] = url
+    return status
+
+
+def progressing(old: Mapping[str, Any], env: Environment, generation: int | None,
+                 components: Mapping[str, readiness.Readiness], reason: str, message: str,
+                 now: datetime | None) -> dict[str, Any]:
+    return {
+        **old,
+        "observedGeneration": generation,
+        "namespace": env.namespace,
+        "url": env.url,
+        "phase": "Provisioning",
+        "components": {k: v.to_status() for k, v in components.items()} or old.get(
+            "components", {}),
+        "conditions": _conditions(old, generation, now, (False, reason, message),
+                                  (True, reason, message), (False, "AsExpected", "no errors")),
+    }
+
+
+def summarize(old: Mapping[str, Any], env: Environment, generation: int | None,
+               components: Mapping[str, readiness.Readiness],
+               now: datetime | None) -> dict[str, Any]:
+    order = ("postgres", "redis", "jaeger", "chat", "ingress")
+    pending = [n for n in order if n in components and not components[n].ready]
+    status: dict[str, Any] = {
+        **old,
+        "observedGeneration": generation,
+        "namespace": env.namespace,
+        "url": env.url,
+        "components": {n: components[n].to_status() for n in order if n in components},
+    }
+    healthy = (False, "AsExpected", "no errors")
+    if env.suspended:
+        settled = not pending
+        status["phase"] = "Suspended"
+        status["conditions"] = _conditions(
+            old, generation, now, (False, "Suspended", "suspended: workloads scaled to zero"),
+            (not settled, "Suspended", "scaling down" if not settled else "scaled to zero"),
+            healthy)
+    elif pending:
+        first = pending[0]
+        message = "; ".join(f"{n}: {components[n].message}" for n in pending)
+        reason = f"Waiting{first.capitalize()}"
+        status["phase"] = "Provisioning"
+        status["conditions"] = _conditions(old, generation, now, (False, reason, message),
+                                           (True, reason, message), healthy)
+    else:
+        status["phase"] = "Ready"
+        status["conditions"] = _conditions(
+            old, generation, now, (True, "Ready", f"all components ready at {env.url}"),
+            (False, "Ready", "rolled out"), healthy)
+    return status
+
+
+PROBLEMS = ("InvalidSpec", "NamespaceConflict", "ApplyFailed")
+
+
+def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What changed the environment, in words for the log: created, suspended, resumed,
+    ready, an image rolled, a spec it cannot realise. Pure."""
+    out = []
+    before_phase, phase = old.get("phase"), new.get("phase")
+    if not before_phase:
+        out.append(f"new environment: namespace {new.get('namespace')}, {new.get('url')}")
+    elif phase != before_phase:
+        out.append("suspended: workloads scaled to zero" if phase == "Suspended" else
+                   f"resumed: {phase}" if before_phase == "Suspended" else
+                   f"phase {before_phase} -> {phase}")
+    old_images = old.get("images") or {}
+    for component, image in sorted((new.get("images") or {}).items()):
+        if image and old_images.get(component) and image != old_images[component]:
+            out.append(f"{component} image rolled: {old_images[component]} -> {image}")
+    before, after = get_condition(old, "Ready"), get_condition(new, "Ready")
+    if after and after["reason"] in PROBLEMS and (
+            before is None or (before["reason"], before["message"]) != (after["reason"],
+                                                                        after["message"])):
+        out.append(f"{after['reason']}: {after['message']}")
+    return out
+
+
+def publish(kube: Kube, body: Mapping[str, Any], old: Mapping[str, Any],
+             new: Mapping[str, Any], now: datetime | None, writes: list[str] | None = None) -> None:
+    """Write the status and record Events, each only when something changed."""
+    name = body["metadata"]["name"]
+    if dict(new) != dict(old):
+        try:
+            kube.patch_status(CHATENV, name, new)
+        except ApiError as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+            return
+        for change in changes(old, new):
+            log.info("%s", change)
+    events = []
+    if writes:
+        events.append(event(body, type=NORMAL, reason="Applied", now=now,
+                            message="applied " + ", ".join(writes)))
+    before, after = get_condition(old, "Ready"), get_condition(new, "Ready")
+    assert after is not None
+    if before is None or (before["status"], before["reason"], before["message"]) != (
+            after["status"], after["reason"], after["message"]):
+        if after["status"] == "True":
+            events.append(event(body, type=NORMAL, reason="Ready", message=after["message"],
+                                now=now))
+        elif is_true(new, "Degraded"):
+            events.append(event(body, type=WARNING, reason=after["reason"],
+                                message=after["message"], now=now))
+        elif before is None or before["reason"] != after["reason"]:
+            events.append(event(body, type=NORMAL, reason=after["reason"],
+                                message=after["message"], now=now))
+    for i, ev in enumerate(events):  # several events of one pass share a timestamp
+        ev["metadata"]["name"] += f"{i}"
+    kube.events(events)
