@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kubehelpers import Slots
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from local_operator import service_account_kubeconfig
@@ -199,9 +200,10 @@ class OperatorProcess:
         return out
 
     def writes(self) -> int:
-        m = self.metrics()
-        return int(sum(m.get(f'chatenv_api_requests_total{{verb="{v}"}}', 0)
-                       for v in ("POST", "PUT", "PATCH", "DELETE")))
+        """Write requests sent so far, whatever their answer."""
+        return int(sum(value for key, value in self.metrics().items()
+                       if key.startswith("chatenv_api_requests_total{")
+                       and any(f'verb="{v}"' in key for v in ("POST", "PUT", "PATCH", "DELETE"))))
 
     def log_lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines()
@@ -234,3 +236,10 @@ def operator(installed: None, kubectl_command: list[str],
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def slots(custom: client.CustomObjectsApi) -> Iterator[Slots]:
+    s = Slots(custom)
+    yield s
+    s.cleanup()

@@ -4,82 +4,22 @@ the orphan sweep, fresh volumes, and the `chatenv` CLI end to end."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import RBAC_DENIAL, OperatorProcess
-from kubehelpers import condition, not_found, wait_until
+from kubehelpers import GROUP, VERSION, Slots, chatenv, condition, not_found, ok_json, wait_until
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 from local_operator import service_account_kubeconfig
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-GROUP, VERSION = "chatenv.dev", "v1alpha1"
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-class Slots:
-    """Creates DevSlots for a unique repository; deletes them and waits for the pool."""
-
-    def __init__(self, custom: client.CustomObjectsApi) -> None:
-        self.custom = custom
-        self.repository = f"acme/t{uuid.uuid4().hex[:6]}"
-        self.names: list[str] = []
-
-    def create(self, issue: int | None = None, pr: int | None = None, **spec: Any
-               ) -> dict[str, Any]:
-        name = f"{self.repository.replace('/', '-')}-{issue or 'x'}-{pr or 'x'}"
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DevSlot",
-                "metadata": {"name": name},
-                "spec": {"repository": self.repository, **({"issue": issue} if issue else {}),
-                         **({"pr": pr} if pr else {}), **spec}}
-        self.names.append(name)
-        return self.custom.create_cluster_custom_object(  # type: ignore[no-any-return]
-            GROUP, VERSION, "devslots", body)
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.custom.get_cluster_custom_object(  # type: ignore[no-any-return]
-                GROUP, VERSION, "devslots", name)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-
-    def delete(self, name: str) -> None:
-        try:
-            self.custom.delete_cluster_custom_object(GROUP, VERSION, "devslots", name)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-
-    def slot_of(self, name: str) -> int | None:
-        return ((self.get(name) or {}).get("status") or {}).get("slot")
-
-    def cleanup(self) -> None:
-        for name in self.names:
-            self.delete(name)
-        # Wait until every environment of ours is gone, so the next test finds a free pool.
-        def ours_gone() -> bool:
-            envs = self.custom.list_cluster_custom_object(GROUP, VERSION, "chatenvironments")
-            return not [e for e in envs["items"] if e["metadata"].get("labels", {}).get(
-                "chatenv.dev/repository") == self.repository.replace("/", ".")]
-        wait_until(ours_gone, 120, "the DevSlots' environments to be collected", interval=1)
-
-
-@pytest.fixture
-def slots(custom: client.CustomObjectsApi) -> Iterator[Slots]:
-    s = Slots(custom)
-    yield s
-    s.cleanup()
 
 
 def ready(slots: Slots, name: str) -> bool:
@@ -293,18 +233,6 @@ def test_reused_slot_number_gets_fresh_volumes(slots: Slots, core: client.CoreV1
 
 
 # ---------------------------------------------------------------------- the CLI
-
-
-def chatenv(kubeconfig: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    env.pop("GITHUB_REPOSITORY", None)
-    return subprocess.run([sys.executable, "-m", "chatenv_operator.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def ok_json(res: subprocess.CompletedProcess[str]) -> Any:
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
 
 
 def test_cli_end_to_end(slots: Slots, kubeconfig: Path) -> None:
