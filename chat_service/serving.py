@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import uvloop
 from aiohttp import web
 from prometheus_client import multiprocess
 
@@ -82,7 +81,7 @@ def serve(config: Config, workers: int, guard: Guard) -> int:
     gives their exit code, in this process or in each worker.
     """
     if workers <= 1:
-        return guard(config, lambda: uvloop.run(_serve(config, reuse_port=False)))
+        return guard(config, lambda: asyncio.run(_serve(config, reuse_port=False)))
     return _Supervisor(config, workers, guard).run()
 
 
@@ -191,7 +190,7 @@ def _worker(config: Config, guard: Guard) -> int:
     assert config.metrics_dir is not None
     use_multiprocess_files(config.metrics_dir)
     try:
-        return guard(config, lambda: uvloop.run(_serve(config, reuse_port=True)))
+        return guard(config, lambda: asyncio.run(_serve(config, reuse_port=True)))
     except BaseException:
         log.exception("worker failed")
         return 1
