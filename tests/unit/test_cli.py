@@ -3,6 +3,7 @@ manifests, summaries, comments, the expiry a touch reports."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,26 @@ def test_expiry_after_touch_uses_the_ttl_in_force() -> None:
     d["status"] = {"lastActivity": "2026-11-26T12:00:00Z", "expiresAt": "2026-11-27T12:00:00Z"}
     assert expiry_after_touch(d, touched) == "2026-11-27T15:00:00Z"
     assert expiry_after_touch(devslot(), touched) is None  # not reconciled yet: unknown
+
+
+def test_the_cli_needs_only_its_own_dependencies() -> None:
+    """The workflows install the CLI with pyproject's `cli` extra only (see
+    .github/actions/chatenv): it must import nothing of the operator's or the service's."""
+    import subprocess
+    import sys
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
+                            .read_text())["project"]
+    cli_only = {Requirement(r).name.lower() for r in project["optional-dependencies"]["cli"]}
+    service_only = {Requirement(r).name.lower() for r in project["dependencies"]} - cli_only
+    assert {"kopf", "aiohttp", "prometheus-client"} <= service_only
+    probe = ("import importlib.metadata as m, json, sys; import chatenv_operator.cli.main; "
+             "owners = m.packages_distributions(); "
+             "print(json.dumps(sorted({d.lower() for name in list(sys.modules) "
+             "for d in owners.get(name.split('.')[0], [])})))")
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", probe], check=True,
+                                           capture_output=True, text=True).stdout))
+    assert not loaded & service_only, loaded & service_only
