@@ -46,7 +46,7 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "bench-password"
+PASSWORD = "bench-password"  # noqa: S105  # of throwaway benchmark users
 PRELOAD = 100
 SCENARIOS = ("page", "poll", "etag", "post", "page+logins")
 
