@@ -246,7 +246,8 @@ async def test_grouped_insert_keeps_order_and_owners(service: Service) -> None:
     messages = [m for m in found if m is not None]
     assert [(m.user_id, m.text) for m in messages] == [p for p in posts if p[0] != 999_999]
     ids = [m.id for m in messages]
-    assert ids == sorted(ids) and len(set(ids)) == 4  # ids in the posts' order
+    assert ids == sorted(ids)  # ids in the posts' order
+    assert len(set(ids)) == 4
     assert [m.nickname for m in messages] == ["grouped-a", "grouped-b", "grouped-a", "grouped-b"]
     listed = (await service.call("GET", "/api/messages")).body
     assert [m["id"] for m in listed] == ids
