@@ -198,3 +198,20 @@ def test_alert_rules_use_metrics_the_operator_exports_and_the_docs_show_them() -
             assert name in exported, (rule["alert"], name)
         assert f"`{rule['alert']}`" in docs, rule["alert"]
         assert f"`{rule['expr'].replace('|', chr(92) + '|')}`" in docs, rule["expr"]
+
+
+def test_the_scrape_objects_find_the_operator_pod() -> None:
+    import yaml
+
+    deploy = ROOT / "deploy"
+    pod = yaml.safe_load((deploy / "operator.yaml").read_text())["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    service = yaml.safe_load((deploy / "metrics.yaml").read_text())
+    monitor = yaml.safe_load((deploy / "monitoring" / "podmonitor.yaml").read_text())
+    for selector in (service["spec"]["selector"], monitor["spec"]["selector"]["matchLabels"]):
+        assert selector.items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["ports"][0]["targetPort"] in ports
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
+    assert service["metadata"]["annotations"]["prometheus.io/port"] == str(ports["metrics"])
+    assert "metrics.yaml" in yaml.safe_load((deploy / "kustomization.yaml").read_text())[
+        "resources"]
