@@ -83,6 +83,7 @@ def test_right_arguments_get_as_far_as_the_cluster(capsys: pytest.CaptureFixture
     """The counterpart of the test above: the same commands, well formed, try to connect."""
     for argv in (["cleanup", "--issue", "1", *REPO], ["set", "--slot", "1", "--pr", "5", *REPO],
                  ["list", *REPO], ["touch", "--slot", "3"],
+                 ["ensure-ready", "--issue", "1", *REPO, "--timeout", "300"],
                  ["ensure-slot", "--issue", "1", *REPO, "--agent-image", "x/agent:1",
                   "--agent-secret", "keys", "--ttl", "1h30m", "--mode", "plan"]):
         assert exit_code(argv) == EXIT_NO_CLUSTER, argv

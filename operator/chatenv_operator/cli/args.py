@@ -64,6 +64,9 @@ def ttl(text: str) -> str:
 
 
 def duration(text: str) -> str:
+    """A duration like 20m or 1h30m; a bare number is seconds."""
+    if text.isdigit():
+        text += "s"
     try:
         parse_duration(text)
     except ValueError as e:
@@ -158,7 +161,8 @@ def parser() -> argparse.ArgumentParser:
         _ensure_options(cmd)
         if name == "ensure-ready":
             cmd.add_argument("--timeout", type=duration, default="20m",
-                             help="how long to wait for Ready, e.g. 20m (default)")
+                             help="how long to wait for Ready, e.g. 20m (default) or 300 "
+                                  "(seconds)")
             cmd.add_argument("--soft-fail", action="store_true",
                              help="exit 0 when not Ready (or still queued) at the timeout")
     cmd = add("set")
