@@ -48,8 +48,8 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(Path(given), kubectl)
         return
     state = Path(tempfile.mkdtemp(prefix="chatenv-bench-"))
-    subprocess.run([PY, str(ROOT / "hack" / "cluster.py"), "up", "--no-build", "--state-dir",
-                    str(state)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([PY, str(ROOT / "hack" / "cluster.py"), "up", "--fake-nodes", "--no-build",
+                    "--state-dir", str(state)], check=True, stdout=subprocess.DEVNULL)
     try:
         yield Cluster(state / "kubeconfig", kubectl)
     finally:

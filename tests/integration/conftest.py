@@ -33,7 +33,7 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield Path(given)
         return
     state = tmp_path_factory.mktemp("cluster")
-    res = subprocess.run([*CLUSTER, "up", "--no-build", "--state-dir", str(state)],
+    res = subprocess.run([*CLUSTER, "up", "--fake-nodes", "--no-build", "--state-dir", str(state)],
                          capture_output=True, text=True)
     if res.returncode != 0:
         pytest.fail(f"could not start the local control plane:\n{res.stderr}", pytrace=False)

@@ -21,7 +21,7 @@ def run(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess[st
 
 
 def test_missing_binaries_are_named(tmp_path: Path) -> None:
-    res = run("up", "--no-build", "--state-dir", str(tmp_path / "state"),
+    res = run("up", "--fake-nodes", "--no-build", "--state-dir", str(tmp_path / "state"),
               cache=tmp_path / "empty-cache")
     assert res.returncode == 1
     assert "binaries missing (run `hack/cluster.py build`)" in res.stderr
@@ -33,8 +33,8 @@ def test_taken_port_is_refused(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        res = run("up", "--no-build", "--port", str(port), "--state-dir", str(tmp_path / "st"),
-                  cache=tmp_path / "empty-cache")
+        res = run("up", "--fake-nodes", "--no-build", "--port", str(port),
+                  "--state-dir", str(tmp_path / "st"), cache=tmp_path / "empty-cache")
     assert res.returncode == 1
     assert f"port {port} for kube-apiserver is already taken" in res.stderr
 
