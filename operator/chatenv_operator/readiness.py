@@ -61,11 +61,14 @@ def statefulset(obj: Mapping[str, Any] | None) -> Readiness:
 
 
 def ingress(obj: Mapping[str, Any] | None) -> Readiness:
-    """Stored is enough: an address appears only where an ingress controller runs."""
+    """Ready once the ingress controller admitted it: it reports an address in the status.
+
+    Stored is not enough: without a controller serving it, nobody reaches the environment.
+    """
     if obj is None:
         return Readiness(False, "not created yet")
     lb = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     if lb:
         address = lb[0].get("ip") or lb[0].get("hostname") or "?"
         return Readiness(True, f"serving at {address}")
-    return Readiness(True, "created; no load-balancer address reported yet")
+    return Readiness(False, "waiting for the ingress controller to admit it (no address yet)")

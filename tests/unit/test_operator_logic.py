@@ -99,6 +99,18 @@ def test_statefulset_readiness_waits_for_the_new_revision() -> None:
     assert readiness.statefulset(sts).ready
 
 
+def test_ingress_is_ready_only_once_a_controller_admitted_it() -> None:
+    ing: dict[str, Any] = {"metadata": {"generation": 1}, "spec": {}}
+    assert not readiness.ingress(None).ready
+    stored = readiness.ingress(ing)
+    assert not stored.ready
+    assert "waiting for the ingress controller" in stored.message
+    ing["status"] = {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}
+    admitted = readiness.ingress(ing)
+    assert admitted.ready
+    assert admitted.message == "serving at 127.0.0.1"
+
+
 class Recorder:
     """A reconcile function that records calls and can fail or ask for a requeue."""
 

@@ -26,6 +26,7 @@ from .common import (
 from .data import config_hash
 
 CHAT_UID = 10001  # the non-root user of Dockerfile.chat
+PRE_STOP_SECONDS = 5
 
 
 def chat_env(env: Environment) -> list[Manifest]:
@@ -79,6 +80,9 @@ def chat_deployment(env: Environment) -> Manifest:
                         "livenessProbe": {"httpGet": {"path": "/health/livez", "port": "http"},
                                           "periodSeconds": 10, "timeoutSeconds": 3,
                                           "failureThreshold": 6},
+                        # Endpoints and the ingress controller take a moment to forget a
+                        # terminating pod: keep serving until they have, then stop.
+                        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
                         **common,
                     }],
                     "volumes": [{"name": "tmp", "emptyDir": {}}],
