@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.fake_nodes:
                 # Every image too, so that no test has to build one.
                 images.ensure_images(b, [*images.CLUSTER_IMAGES, *images.PROJECT_IMAGES],
-                                     present=set(), importer=None,
-                                     run_dir=Path(tempfile.mkdtemp(prefix="chatenv-docker.")))
+                                     present=set(), importer=None)
         elif args.command == "up":
             lifecycle.up(b, state, real_node=not args.fake_nodes, allow_build=not args.no_build,
                          port=args.port, ingress_port=args.ingress_port)

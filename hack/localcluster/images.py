@@ -400,7 +400,7 @@ def _record_built(ref: str) -> None:
 
 
 def ensure_images(binaries: Binaries, names: list[str], *, present: set[str],
-                  importer: Callable[[int], None] | None, run_dir: Path) -> dict[str, str]:
+                  importer: Callable[[int], None] | None) -> dict[str, str]:
     """Build what is missing and hand what the node lacks to it; returns name -> reference.
 
     ``present`` holds the references the node already has; ``importer`` reads a
@@ -414,9 +414,14 @@ def ensure_images(binaries: Binaries, names: list[str], *, present: set[str],
     built = _built()
     if not missing and all(ref in built for ref in refs.values()):
         return wanted
+    # A short path: dockerd's own containerd socket lives under it (108 bytes at most).
+    run_dir = Path(tempfile.mkdtemp(prefix="chatenv-docker."))
     with Docker(run_dir) as docker:
         for name, ref in refs.items():
-            if ref in built or docker.has(ref):
+            if ref in built:
+                continue
+            if docker.has(ref):
+                _record_built(ref)
                 continue
             started = time.monotonic()
             if name == "debian":

@@ -111,8 +111,7 @@ def _start_real_node(b: Binaries, state: State, ingress_port: int) -> None:
     present = _present_images(b, paths, start_first=lambda sandbox: node.start_containerd(
         b, state, paths, sandbox))
     refs = images.ensure_images(b, list(images.CLUSTER_IMAGES), present=present,
-                                importer=lambda fd: _import(b, paths, fd),
-                                run_dir=state.dir / "docker")
+                                importer=lambda fd: _import(b, paths, fd))
     node.start_kubelet(b, state, paths)
     pod_cidr = node.wait_pod_cidr(b, state)
     node.write_cni_config(paths, pod_cidr)
@@ -154,8 +153,7 @@ def load_images(b: Binaries, state: State, names: list[str]) -> dict[str, str]:
     listed = node.ctr(b, paths, "images", "ls", "-q").stdout.split()
     present = {ref.removeprefix("docker.io/") for ref in listed}
     return images.ensure_images(b, names, present=present,
-                                importer=lambda fd: _import(b, paths, fd),
-                                run_dir=state.dir / "docker")
+                                importer=lambda fd: _import(b, paths, fd))
 
 
 # ----------------------------------------------------------------------------- down
