@@ -24,6 +24,9 @@ USAGE = """\
   hack/cluster.py up [--fake-nodes]       start; `env` prints the KUBECONFIG export
   hack/cluster.py images NAME...          build and load images into the real node
   hack/cluster.py install                 chatenv's images, deploy/ (local overlay), operator
+  hack/cluster.py overlay --image operator=REF --image chat=REF [--ingress-class C
+      --ingress-namespace NS --ingress-port P] --out DIR
+                                          the same overlay for a cluster of your own (kind)
   hack/cluster.py env                     print `export KUBECONFIG=...`
   hack/cluster.py info                    JSON: mode, kubeconfig, ingress port, images
   hack/cluster.py status                  which processes run, is the API ready
@@ -69,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         description="The local Kubernetes cluster: a real node (default) or kwok's fake nodes.",
         usage=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["build", "up", "down", "env", "info", "status",
-                                            "versions", "kubectl", "images", "install"])
+                                            "versions", "kubectl", "images", "install",
+                                            "overlay"])
     parser.add_argument("names", nargs="*", help="`images`: which images (default: chatenv's)")
     parser.add_argument("--state-dir", type=Path,
                         default=Path(os.environ.get("CHATENV_CLUSTER_DIR", DEFAULT_STATE_DIR)),
@@ -84,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
                         default=int(os.environ.get("CHATENV_INGRESS_PORT",
                                                    lifecycle.DEFAULT_INGRESS_PORT)),
                         help="`up`: the loopback port the ingress controller serves on")
+    overlay = parser.add_argument_group("overlay (a local overlay of deploy/ for another cluster)")
+    overlay.add_argument("--out", type=Path, default=Path("deploy-local"))
+    overlay.add_argument("--image", action="append", default=[], metavar="NAME=REF",
+                         help="chat, operator, postgres, redis or jaeger image (repeatable)")
+    overlay.add_argument("--ingress-class", default="nginx")
+    overlay.add_argument("--ingress-namespace", default="ingress-nginx")
     args = parser.parse_args(argv)
     b = Binaries(Versions.pinned())
     state = State(args.state_dir.resolve())
@@ -113,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
             from .install import install  # needs PyYAML: the project's virtualenv
 
             print(json.dumps(install(b, state)))
+        elif args.command == "overlay":
+            from .install import Ingress, overlay_command
+
+            print(overlay_command(args.out, args.image, Ingress(
+                args.ingress_class, args.ingress_namespace, args.ingress_port)))
         elif args.command == "status":
             return status(b, state)
         elif args.command == "versions":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +36,35 @@ LOCAL_REQUESTS = {"chat": {"cpu": "25m", "memory": "96Mi"},
                   "jaeger": {"cpu": "10m", "memory": "32Mi"}}
 
 
-def local_services(shipped: dict[str, Any], refs: dict[str, str],
-                   ingress_port: int) -> dict[str, Any]:
-    """services.yaml for the local cluster: local images, ingress, hosts and requests."""
+@dataclass(frozen=True)
+class Ingress:
+    """Where users reach environments: the controller's class and namespace, and its port."""
+
+    class_name: str = addons.INGRESS_CLASS
+    namespace: str = addons.INGRESS_NAMESPACE
+    port: int | None = None
+
+
+def local_services(shipped: dict[str, Any], images: dict[str, str], ingress: Ingress, *,
+                   small_requests: bool = True) -> dict[str, Any]:
+    """services.yaml for a local cluster: its images, its ingress controller, `*.localhost`
+    hosts without TLS, and (on a two-core node) small requests."""
     config = copy.deepcopy(shipped)
     config["images"] = {**config.get("images", {}),
-                        **{k: refs[k] for k in ("chat", "postgres", "redis", "jaeger")}}
+                        **{k: v for k, v in images.items() if k != "operator"}}
     for stage, domain in LOCAL_DOMAINS.items():
         if stage in config.get("stages", {}):
             config["stages"][stage]["baseDomain"] = domain
     defaults = config.setdefault("defaults", {})
     defaults["tls"] = {"mode": "off"}
-    defaults["ingress"] = {"className": addons.INGRESS_CLASS,
-                           "controllerNamespace": addons.INGRESS_NAMESPACE, "port": ingress_port}
-    for component, requests in LOCAL_REQUESTS.items():
-        section = defaults.setdefault(component, {})
-        section.setdefault("resources", {})["requests"] = requests
+    defaults["ingress"] = {"className": ingress.class_name,
+                           "controllerNamespace": ingress.namespace}
+    if ingress.port:
+        defaults["ingress"]["port"] = ingress.port
+    if small_requests:
+        for component, requests in LOCAL_REQUESTS.items():
+            section = defaults.setdefault(component, {})
+            section.setdefault("resources", {})["requests"] = requests
     return config
 
 
@@ -80,9 +94,8 @@ def install(b: Binaries, state: State) -> dict[str, Any]:
         raise ClusterError(f"no real node runs with state in {state.dir}")
     refs = lifecycle.load_images(b, state, ["chat", "operator", "postgres", "redis", "jaeger"])
     shipped = yaml.safe_load((ROOT / "services.yaml").read_text())
-    overlay = write_overlay(state.dir / "deploy-local",
-                            local_services(shipped, refs, int(record["ingress_port"])),
-                            refs["operator"])
+    services = local_services(shipped, refs, Ingress(port=int(record["ingress_port"])))
+    overlay = write_overlay(state.dir / "deploy-local", services, refs["operator"])
     log("installing chatenv: kubectl apply -k deploy/ (local overlay)")
     res = kubectl(b, state.kubeconfig, "apply", "--server-side", "--force-conflicts",
                   "-k", str(overlay), check=False)
@@ -98,3 +111,16 @@ def install(b: Binaries, state: State) -> dict[str, Any]:
             "ingressPort": record["ingress_port"]}
 
 
+
+
+def overlay_command(out: Path, images: list[str], ingress: Ingress) -> Path:
+    """`hack/cluster.py overlay`: the same overlay for a cluster of your own (kind, say),
+    with images you built and loaded there (NAME=REF; `operator` is required)."""
+    refs = dict(i.split("=", 1) for i in images)
+    if ingress.port in (80, 443):  # the scheme's own port: URLs name none
+        ingress = Ingress(ingress.class_name, ingress.namespace, None)
+    if "operator" not in refs:
+        raise ClusterError("--image operator=REF is required")
+    shipped = yaml.safe_load((ROOT / "services.yaml").read_text())
+    return write_overlay(out, local_services(shipped, refs, ingress, small_requests=False),
+                         refs["operator"])

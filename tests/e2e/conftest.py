@@ -24,6 +24,15 @@ import pytest
 from e2ehelpers import ROOT, Kubectl, wait_ready
 
 CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
+E2E = Path(__file__).resolve().parent
+# Starting the node and installing chatenv happen inside the first test's time.
+TIMEOUT = 600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).parent == E2E and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(TIMEOUT))
 
 
 @dataclass(frozen=True)
