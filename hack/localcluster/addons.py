@@ -69,6 +69,22 @@ def kubelet_api_access() -> list[Manifest]:
     }]
 
 
+def network_policy_access() -> list[Manifest]:
+    """What kube-router's network policy controller (a process on the node) reads."""
+    name = "chatenv-local:kube-router"
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": name},
+         "rules": [_rule([""], ["pods", "namespaces", "nodes", "services", "endpoints"], READ),
+                   _rule(["networking.k8s.io"], ["networkpolicies"], READ),
+                   _rule(["discovery.k8s.io"], ["endpointslices"], READ)]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": name},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]},
+    ]
+
+
 def corefile() -> str:
     return (
         ".:1053 {\n"
@@ -254,7 +270,7 @@ def local_path_provisioner(image: str, helper_image: str, volumes: Path) -> list
 
 
 def all_addons(images: dict[str, str], ingress_port: int, volumes: Path) -> Manifest:
-    items = [*kubelet_api_access(), *coredns(images["coredns"]),
+    items = [*kubelet_api_access(), *network_policy_access(), *coredns(images["coredns"]),
              *traefik(images["traefik"], ingress_port),
              *local_path_provisioner(images["local-path-provisioner"], images["debian"], volumes)]
     return {"apiVersion": "v1", "kind": "List", "items": items}

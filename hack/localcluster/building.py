@@ -162,6 +162,13 @@ def build_jaeger(b: Binaries) -> None:
         f"Jaeger {v}", "jaeger", "github.com/jaegertracing/jaeger/cmd/jaeger", out / "jaeger"))
 
 
+def build_kube_router(b: Binaries) -> None:
+    v = b.versions.kube_router
+    package = "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"
+    _atomic(b.dir("kube-router"), lambda out: _wrapper_build(
+        f"kube-router {v}", "kube-router", package, out / "kube-router"))
+
+
 BUILDERS: dict[str, Callable[[Binaries], None]] = {
     "k8s": build_kubernetes,
     "etcd": build_etcd,
@@ -171,6 +178,7 @@ BUILDERS: dict[str, Callable[[Binaries], None]] = {
     "local-path-provisioner": build_local_path_provisioner,
     "traefik": build_traefik,
     "jaeger": build_jaeger,
+    "kube-router": build_kube_router,
 }
 
 

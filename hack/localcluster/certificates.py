@@ -54,6 +54,7 @@ def make_certificates(pki: Path, *, address: str, node: str | None) -> None:
     if node:
         _leaf(pki, "kubelet", f"/O=system:nodes/CN=system:node:{node}", CLIENT)
         _leaf(pki, "kube-proxy", "/CN=system:kube-proxy", CLIENT)
+        _leaf(pki, "kube-router", "/CN=chatenv-local:kube-router", CLIENT)
         # The API server's identity towards kubelets (logs, exec, port-forward).
         _leaf(pki, "apiserver-kubelet-client", "/CN=kube-apiserver-kubelet-client", CLIENT)
     _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",

@@ -1,10 +1,10 @@
 """What a real node changes on the host, recorded before `up` and undone by `down`.
 
-kubelet, kube-proxy, the CNI plugins and containerd change host state that
-outlives their processes: iptables chains (v4 and v6), mounts, network links,
+kubelet, kube-proxy, kube-router, the CNI plugins and containerd change host state that
+outlives their processes: iptables chains (v4 and v6), ipsets, mounts, network links,
 sysctls, cgroups and a few hard-coded directories. `record` notes the values and
 paths before the node starts; `restore` undoes each change in the order that
-works (processes already stopped by PID): chains, mounts, links, sysctls,
+works (processes already stopped by PID): chains, ipsets, mounts, links, sysctls,
 cgroups, directories. `snapshot` is what a test compares before `up` and after
 `down`.
 """
@@ -83,7 +83,22 @@ def record() -> dict[str, Any]:
         "paths": existing(),
         "chains": {cmd: sorted(_chains(cmd)) for cmd in ("iptables", "ip6tables")
                    if shutil.which(f"{cmd}-save")},
+        "ipsets": sorted(ipsets()),
     }
+
+
+def ipsets() -> set[str]:
+    """The ipsets on the host (kube-router keeps its NetworkPolicy peers in them)."""
+    if not shutil.which("ipset"):
+        return set()
+    res = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True)
+    return set(res.stdout.split()) if res.returncode == 0 else set()
+
+
+def remove_ipsets(existed: list[str]) -> None:
+    """Destroy the ipsets that were not there before (their rules are gone by now)."""
+    for name in sorted(ipsets() - set(existed)):
+        subprocess.run(["ipset", "destroy", name], capture_output=True)
 
 
 # ----------------------------------------------------------------------------- iptables
@@ -217,6 +232,7 @@ def remove_new_paths(existed: list[str], paths: tuple[str, ...] = HARD_CODED_PAT
 def restore(before: dict[str, Any], *, dirs: list[Path], links: list[str], bridge: str) -> None:
     """Undo the node's host changes; its processes must be stopped already."""
     remove_chains(before.get("chains", {}))
+    remove_ipsets(before.get("ipsets", []))
     unmount_under(dirs)
     delete_links(links, bridge)
     restore_sysctls(before.get("sysctls", {}))
@@ -224,7 +240,7 @@ def restore(before: dict[str, Any], *, dirs: list[Path], links: list[str], bridg
     remove_new_paths(before.get("paths", []))
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
-    log("host restored: chains, mounts, links, sysctls, cgroups and directories")
+    log("host restored: chains, ipsets, mounts, links, sysctls, cgroups and directories")
 
 
 # ----------------------------------------------------------------------------- snapshot
@@ -254,6 +270,7 @@ def snapshot() -> dict[str, Any]:
                          Path("/proc/self/mountinfo").read_text().splitlines()),
         "iptables": rules("iptables-save"),
         "ip6tables": rules("ip6tables-save"),
+        "ipsets": sorted(ipsets()),
         "sysctls": read_sysctls(),
         "paths": existing((*HARD_CODED_PATHS, *DOCKER_PATHS)),
         "cgroups": cgroups,

@@ -116,6 +116,7 @@ def _start_real_node(b: Binaries, state: State, ingress_port: int) -> None:
     pod_cidr = node.wait_pod_cidr(b, state)
     node.write_cni_config(paths, pod_cidr)
     node.start_kube_proxy(b, state, paths)
+    node.start_network_policies(b, state, paths)
     volumes = paths.root / "volumes"
     volumes.mkdir(parents=True, exist_ok=True)
     kubectl(b, state.kubeconfig, "apply", "--server-side", "-f", "-",

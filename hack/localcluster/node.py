@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .controlplane import POD_CIDR, kubectl
+from .controlplane import NODE_PORT_RANGE, POD_CIDR, SERVICE_CIDR, kubectl
 from .processes import ClusterError, State, free_port, start, wait_path
 from .versions import CACHE_ROOT, Binaries
 
@@ -303,8 +303,29 @@ def start_kube_proxy(b: Binaries, state: State, paths: NodePaths) -> None:
     start("kube-proxy", [str(b.path("kube-proxy")), f"--config={config}", "--v=1"], state)
 
 
+# --------------------------------------------------------------------- NetworkPolicy
+
+
+def start_network_policies(b: Binaries, state: State, paths: NodePaths) -> None:
+    """kube-router's network policy controller alone (no routing, no service proxy): it
+    enforces NetworkPolicies with iptables chains and ipsets."""
+    kubeconfig = paths.root / "kube-router.kubeconfig"
+    _kubeconfig_for(state, kubeconfig, "kube-router")
+    start("kube-router", [
+        str(b.path("kube-router")),
+        f"--kubeconfig={kubeconfig}",
+        "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
+        "--run-loadbalancer=false", "--enable-cni=false", "--enable-ipv6=false",
+        f"--hostname-override={NODE_NAME}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-node-port-range={NODE_PORT_RANGE}",
+        "--health-port=0", "--metrics-port=0",
+        "--v=1",
+    ], state)
+
+
 def tools_missing() -> list[str]:
     """Host programs the node needs (Debian packages installed by hack/setup)."""
     wanted = ["ip", "iptables", "ip6tables", "iptables-save", "iptables-restore", "conntrack",
-              "mount", "umount", "nsenter"]
+              "ipset", "mount", "umount", "nsenter"]
     return [t for t in wanted if not shutil.which(t)]

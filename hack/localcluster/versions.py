@@ -41,6 +41,7 @@ class Versions:
     traefik: str
     jaeger: str
     local_path_provisioner: str
+    kube_router: str
 
     @classmethod
     def pinned(cls) -> Versions:
@@ -54,6 +55,8 @@ class Versions:
             jaeger=required_version(HACK / "jaeger" / "go.mod",
                                     "github.com/jaegertracing/jaeger"),
             local_path_provisioner=LOCAL_PATH_PROVISIONER_VERSION,
+            kube_router=required_version(HACK / "kube-router" / "go.mod",
+                                         "github.com/cloudnativelabs/kube-router/v2"),
         )
 
 
@@ -73,6 +76,7 @@ class Binaries:
             "traefik": self.versions.traefik,
             "jaeger": self.versions.jaeger,
             "local-path-provisioner": self.versions.local_path_provisioner,
+            "kube-router": self.versions.kube_router,
         }[component]
         return CACHE_ROOT / f"{component}-{version}"
 
@@ -81,7 +85,8 @@ class Binaries:
             return self.dir("k8s") / name
         if name in ("containerd", "containerd-shim-runc-v2", "ctr"):
             return self.dir("containerd") / name
-        if name in ("etcd", "kwok", "coredns", "traefik", "jaeger", "local-path-provisioner"):
+        if name in ("etcd", "kwok", "coredns", "traefik", "jaeger", "local-path-provisioner",
+                    "kube-router"):
             return self.dir(name) / name
         raise KeyError(name)
 
@@ -93,7 +98,7 @@ class Binaries:
         names = [*K8S_CONTROL_PLANE, "etcd"]
         if real_node:
             names += [*K8S_NODE, "containerd", "containerd-shim-runc-v2", "ctr", "coredns",
-                      "traefik", "jaeger", "local-path-provisioner"]
+                      "traefik", "jaeger", "local-path-provisioner", "kube-router"]
         else:
             names.append("kwok")
         paths = [self.path(n) for n in names]

@@ -2,7 +2,7 @@
 
 Runs first in the e2e tier (see conftest), on a machine where no real node runs yet: it
 starts its own node, makes it change the host the ways it does (pods with volumes, a
-hostPort, a Service), stops it, and compares the host before and after.
+hostPort, a Service, a NetworkPolicy), stops it, and compares the host before and after.
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ metadata: {name: host-check, namespace: default}
 spec:
   selector: {app: host-check}
   ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: host-check, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: host-check}}
+  policyTypes: [Ingress]
+  ingress: [{from: [{podSelector: {}}]}]
 """
 
 
@@ -82,6 +90,8 @@ def test_down_restores_the_host() -> None:
         kubectl("wait", "--for=condition=Ready", "pod/host-check", "--timeout=120s")
         wait_until("the Service's rules", lambda: "host-check" in subprocess.run(
             ["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout)
+        wait_until("the NetworkPolicy's ipsets", lambda: "KUBE-" in subprocess.run(
+            ["ipset", "list", "-n"], capture_output=True, text=True).stdout)
         during = snapshot()
         assert during != before, "the node changed nothing on the host: the check proves nothing"
     finally:
