@@ -1,8 +1,8 @@
 """`create_app(config)`: the aiohttp application, with one cleanup context per resource.
 
-Resources open in order (tracer, password hasher, PostgreSQL pool, Redis client,
-event hub, the in-memory newest messages, the message writer) when the application
-starts and close in reverse when it stops.
+Resources open in order (the loop's exception handler, tracer, password hasher,
+PostgreSQL pool, Redis client, event hub, the in-memory newest messages, the message
+writer) when the application starts and close in reverse when it stops.
 Building the application does no I/O.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 from aiohttp import web
 
 from chat_service import migrating
@@ -62,6 +63,7 @@ def create_app(config: Config) -> web.Application:
     )
     app[CONFIG] = config
     app[METRICS] = Metrics(config.metrics_dir)
+    app.cleanup_ctx.append(_loop_errors)
     app.cleanup_ctx.append(_tracing)
     app.cleanup_ctx.append(_password_hasher)
     app.cleanup_ctx.append(_database)
@@ -74,6 +76,26 @@ def create_app(config: Config) -> web.Application:
     app.on_shutdown.append(_end_streams)
     setup_routes(app)
     return app
+
+
+async def _loop_errors(app: web.Application) -> AsyncIterator[None]:
+    # aiopg reports a statement the server cancelled to the loop's exception handler too
+    # (logged at ERROR with a traceback) before raising it; the Database layer already
+    # answers it with a 503 and a warning, so that second report is dropped.
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), psycopg2.extensions.QueryCanceledError):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
+    yield
+    loop.set_exception_handler(previous)
 
 
 async def _tracing(app: web.Application) -> AsyncIterator[None]:

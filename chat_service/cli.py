@@ -25,6 +25,7 @@ log = logging.getLogger("chat_service")
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
 EXIT_SCHEMA = 4
+EXIT_MIGRATION_LOCK = 5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +69,9 @@ def report_errors(config: Config, run: Callable[[], int | None]) -> int:
     except migrating.SchemaNotReady as e:
         print(f"chat_service: {e}", file=sys.stderr)
         return EXIT_SCHEMA
+    except migrating.MigrationLockTimeout as e:
+        print(f"chat_service: {e}", file=sys.stderr)
+        return EXIT_MIGRATION_LOCK
     except Unavailable as e:
         print(f"chat_service: {e.message} ({e.dependency} at "
               f"{config.postgres_host if e.dependency == 'postgresql' else config.redis_host})",
@@ -84,7 +88,7 @@ def _workers(raw: str) -> int:
 
 async def _migrate(config: Config) -> None:
     async with open_database(config) as db:
-        report = await migrating.migrate(db)
+        report = await migrating.migrate(db, lock_timeout=config.migration_lock_timeout)
     if report.adopted is not None:
         users, messages = report.adopted
         note = (f"adopted the original backend's database in place ({users} users, "

@@ -5,6 +5,8 @@ Every statement goes through `Database`, which
 - turns lost connections and time-outs into `DatabaseUnavailable` (a 503), and
   closes such a connection so the pool never hands it out again: that is how
   the service recovers by itself when PostgreSQL comes back,
+- tells a statement the server cancelled (statement_timeout) from a cancelled
+  request: aiopg reports both as `CancelledError`, but only the latter is one,
 - records one client span per statement (the SQL text, never its parameters).
 
 The statements themselves live in `chat_service.queries`. This module does I/O.
@@ -13,6 +15,7 @@ The statements themselves live in `chat_service.queries`. This module does I/O.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,21 +27,42 @@ from opentelemetry.trace import NoOpTracer, SpanKind, Status, StatusCode, Tracer
 from chat_service.config import Config
 from chat_service.errors import DatabaseUnavailable
 
+log = logging.getLogger(__name__)
+
 Row = tuple[Any, ...]
 Params = Sequence[Any] | dict[str, Any]
 
+
+class StatementCancelled(Exception):
+    """PostgreSQL cancelled a statement (its statement_timeout, or pg_cancel_backend)."""
+
+
 # Errors after which a connection can no longer be trusted; everything else
 # (constraint violations, ...) leaves the connection usable.
-_LOST = (psycopg2.OperationalError, psycopg2.InterfaceError, TimeoutError, OSError)
+_LOST = (psycopg2.OperationalError, psycopg2.InterfaceError, TimeoutError, OSError,
+         StatementCancelled)
+
+
+def server_cancelled() -> bool:
+    """Whether a `CancelledError` just caught came from aiopg reporting a statement the
+    server cancelled, rather than from this task being cancelled.
+
+    aiopg raises a bare `CancelledError` for the server's QueryCanceledError; a real
+    cancellation of the task (client gone, shutdown) is counted by `Task.cancelling()`.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() == 0
 
 
 class Session:
     """One connection, lent for a few statements."""
 
-    def __init__(self, conn: Any, tracer: Tracer, db_name: str) -> None:
+    def __init__(self, conn: Any, tracer: Tracer, db_name: str,
+                 timeout: float | None = None) -> None:
         self._conn = conn
         self._tracer = tracer
         self._db_name = db_name
+        self._timeout = timeout
 
     async def _run(self, name: str, sql: str, params: Params | None, fetch: str) -> Any:
         with self._tracer.start_as_current_span(
@@ -47,7 +71,7 @@ class Session:
                         "db.statement": sql},
         ) as span:
             try:
-                async with self._conn.cursor() as cur:
+                async with self._conn.cursor(timeout=self._timeout) as cur:
                     await cur.execute(sql, params)
                     if fetch == "one":
                         return await cur.fetchone()
@@ -57,6 +81,13 @@ class Session:
             except _LOST as e:
                 span.set_status(Status(StatusCode.ERROR, type(e).__name__))
                 raise
+            except asyncio.CancelledError:
+                if not server_cancelled():
+                    raise
+                span.set_status(Status(StatusCode.ERROR, "statement cancelled"))
+                log.warning("PostgreSQL cancelled a statement (%s): over statement_timeout",
+                            name)
+                raise StatementCancelled(name) from None
 
     async def fetch_one(self, name: str, sql: str, params: Params | None = None) -> Row | None:
         """Run `sql` and return its first row, or None."""
@@ -95,15 +126,18 @@ class Database:
         return int(self.pool.freesize)
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
-        """A connection for a few statements (autocommit unless the caller sends BEGIN)."""
+    async def session(self, *, statement_seconds: float | None = None
+                      ) -> AsyncIterator[Session]:
+        """A connection for a few statements (autocommit unless the caller sends BEGIN);
+        `statement_seconds` replaces the pool's client-side limit per statement (for
+        migrations)."""
         try:
             async with asyncio.timeout(self._acquire_timeout):
                 conn = await self.pool.acquire()
         except _LOST:
             raise DatabaseUnavailable() from None
         try:
-            yield Session(conn, self._tracer, self._db_name)
+            yield Session(conn, self._tracer, self._db_name, statement_seconds)
         except _LOST:
             conn.close()
             raise DatabaseUnavailable() from None

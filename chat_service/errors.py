@@ -18,6 +18,8 @@ class ApiError(Exception):
 
     status = 400
     code = "bad_request"
+    close_connection = False
+    """Whether the connection must close after the answer (the request was not read whole)."""
 
     def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
                  headers: Mapping[str, str] | None = None) -> None:
@@ -55,6 +57,13 @@ class InvalidCredentials(ApiError):
         super().__init__("invalid credentials")
 
 
+class Forbidden(ApiError):
+    """Authenticated, but not allowed (e.g. over a quota)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(ApiError):
     """The resource does not exist (or is not the caller's)."""
 
@@ -75,9 +84,32 @@ class RateLimited(ApiError):
     status = 429
     code = "rate_limited"
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many attempts, try again later",
-                         headers={"Retry-After": str(max(1, retry_after))})
+    def __init__(self, retry_after: int,
+                 message: str = "too many attempts, try again later") -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class RequestTimeout(ApiError):
+    """The request body did not arrive in time."""
+
+    status = 408
+    code = "request_timeout"
+    close_connection = True
+
+    def __init__(self) -> None:
+        super().__init__("the request body did not arrive in time")
+
+
+class ClientGone(ApiError):
+    """The client closed the connection before its request was read: nobody hears the
+    answer, which only goes to the access log and metrics (as nginx's 499)."""
+
+    status = 499
+    code = "client_closed_request"
+    close_connection = True
+
+    def __init__(self) -> None:
+        super().__init__("the client closed the connection")
 
 
 class Unavailable(ApiError):
@@ -97,6 +129,16 @@ class DatabaseUnavailable(Unavailable):
 
     def __init__(self) -> None:
         super().__init__("postgresql")
+
+
+class Busy(ApiError):
+    """This process is at a capacity limit; another replica (or a later try) may serve."""
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
 
 
 class RedisUnavailable(Unavailable):

@@ -88,7 +88,11 @@ def make_error_middleware() -> Middleware:
         try:
             return await handler(request)
         except ApiError as e:
-            return error_response(e.status, e.code, e.message, field=e.field, headers=e.headers)
+            response = error_response(e.status, e.code, e.message, field=e.field,
+                                      headers=e.headers)
+            if e.close_connection:
+                response.force_close()
+            return response
         except web.HTTPException as e:
             if e.status < 400:
                 raise

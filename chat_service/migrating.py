@@ -8,11 +8,16 @@ again does nothing. A database the original backend made (its `chat_user` and
 as 0001. Tables of those names with any other shape are refused. `check` is what
 the server runs at start: it refuses an unmigrated, partially migrated or altered
 schema. Both do I/O through a `Database`.
+
+`migrate` runs without a statement timeout (a migration may rewrite a large table)
+and waits for the lock at most MIGRATION_LOCK_TIMEOUT_SECONDS, then raises
+`MigrationLockTimeout`, which the command line turns into its own exit code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,9 +25,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import psycopg2
+import psycopg2.errors
 
 from chat_service import queries
 from chat_service.database import Database, Session
+
+log = logging.getLogger(__name__)
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _ADOPTION_FILE = "adopt_original.sql"
@@ -40,8 +48,16 @@ _ORIGINAL_COLUMNS: dict[str, dict[str, set[str]]] = {
 _ORIGINAL_OPTIONAL = {"chat_message": {"deleted_at": {"timestamp with time zone"}}}
 
 
+# Client-side limit per migration statement: in effect none (the server has none either).
+_MIGRATION_STATEMENT_SECONDS = 7 * 86400.0
+
+
 class SchemaNotReady(Exception):
     """The database schema does not match the migrations this version ships."""
+
+
+class MigrationLockTimeout(Exception):
+    """Another migrator held the migration lock for longer than the wait allowed."""
 
 
 @dataclass
@@ -78,11 +94,13 @@ def available() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-async def migrate(db: Database) -> Report:
-    """Apply every missing migration (adopting an original backend's database first)."""
+async def migrate(db: Database, *, lock_timeout: float) -> Report:
+    """Apply every missing migration (adopting an original backend's database first),
+    waiting up to `lock_timeout` seconds for another migrator to finish."""
     report = Report()
-    async with db.session() as session:
-        await queries.lock_migrations(session)
+    async with db.session(statement_seconds=_MIGRATION_STATEMENT_SECONDS + lock_timeout) as session:
+        await queries.unlimit_statements(session)
+        await _lock(session, lock_timeout)
         try:
             done = await queries.applied_migrations(session)
             if done is None:
@@ -101,6 +119,22 @@ async def migrate(db: Database) -> Report:
         finally:
             await queries.unlock_migrations(session)
     return report
+
+
+async def _lock(session: Session, wait_seconds: float) -> None:
+    if await queries.try_lock_migrations(session):
+        return
+    holder = await queries.migration_lock_holder(session)
+    log.info("waiting up to %g s for the migration lock, held by %s", wait_seconds,
+             holder or "another migrator")
+    try:
+        await queries.lock_migrations(session, wait_seconds)
+    except psycopg2.errors.LockNotAvailable:
+        holder = await queries.migration_lock_holder(session)
+        raise MigrationLockTimeout(
+            f"another migrator held the migration lock for more than {wait_seconds:g} s "
+            f"({holder or 'it has just released it'}); nothing was changed. Run migrate "
+            "again, or raise MIGRATION_LOCK_TIMEOUT_SECONDS") from None
 
 
 @asynccontextmanager

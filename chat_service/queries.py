@@ -216,9 +216,42 @@ async def stats(db: Executor) -> dict[str, Any]:
 
 # --- migrations -------------------------------------------------------------------
 
-async def lock_migrations(db: Session) -> None:
-    """Wait for the migration lock (held by this connection until unlocked)."""
-    await db.execute("SELECT pg_advisory_lock", "SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+async def unlimit_statements(db: Session) -> None:
+    """No statement_timeout on this connection (migrations may take long)."""
+    await db.execute("SET statement_timeout",
+                     "SELECT set_config('statement_timeout', '0', false)")
+
+
+async def try_lock_migrations(db: Session) -> bool:
+    """Take the migration lock if it is free (held by this connection until unlocked)."""
+    row = await db.fetch_one("SELECT pg_try_advisory_lock",
+                             "SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK,))
+    return bool(row and row[0])
+
+
+async def lock_migrations(db: Session, wait_seconds: float) -> None:
+    """Wait up to `wait_seconds` for the migration lock; PostgreSQL raises
+    LockNotAvailable when the wait is over (its lock_timeout)."""
+    await db.execute("SET lock_timeout", "SELECT set_config('lock_timeout', %s, false)",
+                     (f"{max(1, int(wait_seconds * 1000))}ms",))
+    try:
+        await db.execute("SELECT pg_advisory_lock", "SELECT pg_advisory_lock(%s)",
+                         (MIGRATION_LOCK,))
+    finally:
+        await db.execute("RESET lock_timeout", "SELECT set_config('lock_timeout', '0', false)")
+
+
+async def migration_lock_holder(db: Executor) -> str:
+    """Who holds the migration lock: `pid N (application, state)`, or "" if nobody."""
+    row = await db.fetch_one(
+        "SELECT migration lock holder",
+        "SELECT a.pid, a.application_name, a.state FROM pg_locks l "
+        "JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s "
+        "AND l.objsubid = 1 LIMIT 1", (MIGRATION_LOCK,))
+    if row is None:
+        return ""
+    return f"pid {row[0]} ({row[1] or 'no application name'}, {row[2] or 'unknown state'})"
 
 
 async def unlock_migrations(db: Session) -> None:

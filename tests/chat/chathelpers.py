@@ -126,7 +126,7 @@ async def running_service(config: Config, *,
 
 def with_port(config: Config) -> Config:
     """The same config on another free port (a second replica)."""
-    return replace(config, http_port=free_port())
+    return replace(config, http_port=free_port(), metrics_port=free_port())
 
 
 async def wait_for(predicate: Callable[[], Any], seconds: float = 10,
@@ -142,6 +142,41 @@ async def wait_for(predicate: Callable[[], Any], seconds: float = 10,
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+@dataclass
+class RawReply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def parse_raw_reply(data: bytes) -> RawReply:
+    """One HTTP/1.1 response as bytes (read to EOF, so `Connection: close`)."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return RawReply(status, headers, body)
+
+
+async def raw_request(url: str, request: bytes, read_seconds: float = 10) -> RawReply:
+    """Send `request` as it is (any bytes) and read the answer until the server closes."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), read_seconds)
+    finally:
+        writer.close()
+    return parse_raw_reply(data)
 
 
 @dataclass

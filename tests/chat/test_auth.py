@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 import statistics
 import time
@@ -226,7 +227,9 @@ async def test_login_rate_limited_per_nickname(config: Config) -> None:
 
 
 async def test_login_rate_limited_per_address(config: Config) -> None:
-    limited = replace(config, login_limit_per_address=4, trust_forwarded_for=True)
+    # The peer (127.0.0.1) is the trusted proxy; X-Forwarded-For names the client.
+    limited = replace(config, login_limit_per_address=4,
+                      trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
     async with running_service(limited) as svc:
         statuses = [(await svc.call("POST", "/api/login",
                                     json_body={"nickname": f"n{i}", "password": "x"},
