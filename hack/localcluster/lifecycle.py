@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 from . import addons, hoststate, images, node
 from .building import build
@@ -108,9 +107,10 @@ def _check_real_node_possible(state: State, ingress_port: int) -> None:
 
 def _start_real_node(b: Binaries, state: State, ingress_port: int) -> None:
     paths = node.node_paths(state, b)
-    present = _present_images(b, paths, start_first=lambda sandbox: node.start_containerd(
-        b, state, paths, sandbox))
-    refs = images.ensure_images(b, list(images.CLUSTER_IMAGES), present=present,
+    # containerd first (it is told the pause image's name), then what it lacks of the
+    # cluster's images, then the kubelet.
+    node.start_containerd(b, state, paths, f"docker.io/{images.Catalog(b).ref('pause')}")
+    refs = images.ensure_images(b, list(images.CLUSTER_IMAGES), present=_present(b, paths),
                                 importer=lambda fd: _import(b, paths, fd))
     node.start_kubelet(b, state, paths)
     pod_cidr = node.wait_pod_cidr(b, state)
@@ -130,10 +130,8 @@ def _start_real_node(b: Binaries, state: State, ingress_port: int) -> None:
                   "--timeout=5s"], timeout=180)
 
 
-def _present_images(b: Binaries, paths: node.NodePaths, start_first: Any) -> set[str]:
-    """Start containerd (it needs the pause image's name) and list the images it has."""
-    sandbox = images.Catalog(b).ref("pause")
-    start_first(f"docker.io/{sandbox}")
+def _present(b: Binaries, paths: node.NodePaths) -> set[str]:
+    """The images the node's containerd has, as `local/...` references."""
     listed = node.ctr(b, paths, "images", "ls", "-q").stdout.split()
     return {ref.removeprefix("docker.io/") for ref in listed}
 
@@ -151,9 +149,7 @@ def load_images(b: Binaries, state: State, names: list[str]) -> dict[str, str]:
     if state.load().get("mode") != "real" or not state.running():
         raise ClusterError(f"no real node runs with state in {state.dir}")
     paths = node.node_paths(state, b)
-    listed = node.ctr(b, paths, "images", "ls", "-q").stdout.split()
-    present = {ref.removeprefix("docker.io/") for ref in listed}
-    return images.ensure_images(b, names, present=present,
+    return images.ensure_images(b, names, present=_present(b, paths),
                                 importer=lambda fd: _import(b, paths, fd))
 
 
