@@ -20,16 +20,24 @@ _MARKERS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration,
             "chat": pytest.mark.chat, "e2e": pytest.mark.e2e}
 
 
+TIER_ORDER = ("unit", "chat", "integration", "e2e")
+
+
+def _tier(item: pytest.Item) -> str:
+    parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+    return parts[0] if parts else ""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
-        if parts and parts[0] in _MARKERS:
-            item.add_marker(_MARKERS[parts[0]])
-    # The host check of the e2e tier starts and stops a node of its own: it runs before the
+        if _tier(item) in _MARKERS:
+            item.add_marker(_MARKERS[_tier(item)])
+    # Fast tiers first; the e2e tier last, so its real node stops with the session, and
+    # within it the host check first: it starts and stops a node of its own before the
     # tier's shared node starts.
-    e2e = [i for i, item in enumerate(items) if item.get_closest_marker("e2e")]
-    if e2e:
-        first, last = e2e[0], e2e[-1] + 1
-        tier = items[first:last]
-        tier.sort(key=lambda item: Path(str(item.fspath)).name != "test_host.py")
-        items[first:last] = tier
+    def order(item: pytest.Item) -> tuple[int, bool]:
+        tier = _tier(item)
+        rank = TIER_ORDER.index(tier) if tier in TIER_ORDER else len(TIER_ORDER)
+        return rank, Path(str(item.fspath)).name != "test_host.py"
+
+    items.sort(key=order)
