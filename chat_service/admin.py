@@ -75,7 +75,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             if user is None:
                 return _fail(f"no user named {args.nickname!r}", EXIT_NOT_FOUND)
             ids = await queries.user_message_ids(db, user.id)
-            if await queries.delete_user(db, user.nickname) is None:
+            if not await queries.delete_user(db, user.id):
                 return _fail(f"no user named {args.nickname!r}", EXIT_NOT_FOUND)
             print(f"deleted user {user.nickname!r} (id {user.id}) and {len(ids)} messages")
             await _tell_redis(config, user_id=user.id, deleted_ids=ids)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,7 +27,7 @@ from importlib import resources
 import psycopg2
 import psycopg2.errors
 
-from chat_service import queries
+from chat_service import nicknames, queries
 from chat_service.database import Database, Session
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ async def migrate(db: Database, *, lock_timeout: float) -> Report:
                     continue
                 async with _transaction(session):
                     await queries.run_migration_script(session, migration.sql)
+                    step = _PYTHON_STEPS.get(migration.version)
+                    if step is not None:
+                        await step(session)
                     await queries.record_migration(session, migration.version, migration.name,
                                                    migration.checksum)
                 report.applied.append(migration)
@@ -183,6 +186,31 @@ async def _adopt_original(session: Session) -> tuple[int, int] | None:
             f"could not adopt the original backend's database ({str(e).strip()}); "
             "nothing was changed") from None
     return users, messages
+
+
+async def _fill_nickname_keys(session: Session) -> None:
+    """0002's second half: each user's `nicknames.key`, unique; refuses (the transaction
+    rolls back, nothing changes) when existing users share one, naming them."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for user_id, nickname in await queries.all_nicknames(session):
+        groups.setdefault(nicknames.key(nickname), []).append((user_id, nickname))
+    clashes = [group for group in groups.values() if len(group) > 1]
+    if clashes:
+        listed = "; ".join(" / ".join(f"{nick!r} (id {uid})" for uid, nick in group)
+                           for group in clashes[:10])
+        more = f" and {len(clashes) - 10} more groups" if len(clashes) > 10 else ""
+        fix = "UPDATE chat_user SET nickname = '...' WHERE id = ..."
+        raise SchemaNotReady(
+            "cannot apply 0002_nickname_key: nicknames must now be unique by how they look "
+            "(case, look-alike letters from other scripts, full-width forms), and these "
+            f"existing users look alike: {listed}{more}. Give all but one of each another "
+            f"nickname ({fix}), then run migrate again; nothing was changed")
+    await queries.fill_nickname_keys(session,
+                                     [(group[0][0], key) for key, group in groups.items()])
+
+
+# Steps a migration needs beyond its SQL file, run in the same transaction after it.
+_PYTHON_STEPS: dict[int, Callable[[Session], Awaitable[None]]] = {2: _fill_nickname_keys}
 
 
 def _original_shape_problem(columns: dict[str, dict[str, str]]) -> str:

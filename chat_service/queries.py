@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg2.errors
 
+from chat_service import nicknames
 from chat_service.database import Database, Row, Session
 from chat_service.models import Message, User
 from chat_service.validation import MessageQuery
@@ -36,16 +37,17 @@ async def ping(db: Executor) -> None:
 
 
 async def create_user(db: Executor, nickname: str, password_hash: str) -> User | None:
-    """Insert a user; None when the nickname (case-insensitively) is taken.
+    """Insert a user; None when the nickname is taken: one with the same
+    `nicknames.key` (case, look-alike characters) or the same lower() exists.
 
-    The unique index decides, so two simultaneous registrations cannot both win.
+    The unique indexes decide, so two simultaneous registrations cannot both win.
     """
     try:
         row = await db.fetch_one(
             "INSERT chat_user",
-            "INSERT INTO chat_user (nickname, password_hash) VALUES (%s, %s) "
+            "INSERT INTO chat_user (nickname, nickname_key, password_hash) VALUES (%s, %s, %s) "
             "RETURNING id, nickname, password_hash",
-            (nickname, password_hash))
+            (nickname, nicknames.key(nickname), password_hash))
     except psycopg2.errors.UniqueViolation:
         return None
     assert row is not None
@@ -53,11 +55,12 @@ async def create_user(db: Executor, nickname: str, password_hash: str) -> User |
 
 
 async def find_user(db: Executor, nickname: str) -> User | None:
-    """The user with this nickname, compared case-insensitively."""
+    """The user whose nickname has the same `nicknames.key` as `nickname` (so the
+    case and look-alike characters of what was typed do not matter)."""
     row = await db.fetch_one(
         "SELECT chat_user",
-        "SELECT id, nickname, password_hash FROM chat_user WHERE lower(nickname) = lower(%s)",
-        (nickname,))
+        "SELECT id, nickname, password_hash FROM chat_user WHERE nickname_key = %s",
+        (nicknames.key(nickname),))
     return None if row is None else User(id=row[0], nickname=row[1], password_hash=row[2])
 
 
@@ -191,12 +194,11 @@ async def user_message_ids(db: Executor, user_id: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-async def delete_user(db: Executor, nickname: str) -> int | None:
-    """Delete a user and (by cascade) their messages; the id, or None if unknown."""
+async def delete_user(db: Executor, user_id: int) -> bool:
+    """Delete a user and (by cascade) their messages; False if unknown."""
     row = await db.fetch_one(
-        "DELETE chat_user",
-        "DELETE FROM chat_user WHERE lower(nickname) = lower(%s) RETURNING id", (nickname,))
-    return None if row is None else int(row[0])
+        "DELETE chat_user", "DELETE FROM chat_user WHERE id = %s RETURNING id", (user_id,))
+    return row is not None
 
 
 async def stats(db: Executor) -> dict[str, Any]:
@@ -301,6 +303,27 @@ async def nickname_case_clashes(db: Executor) -> list[list[tuple[int, str]]]:
         "SELECT array_agg(id ORDER BY id), array_agg(nickname ORDER BY id) FROM chat_user "
         "GROUP BY lower(nickname) HAVING count(*) > 1 ORDER BY min(id)")
     return [list(zip(ids, nicks, strict=True)) for ids, nicks in rows]
+
+
+async def all_nicknames(db: Executor) -> list[tuple[int, str]]:
+    """(id, nickname) of every user, by id."""
+    rows = await db.fetch_all("SELECT chat_user nicknames",
+                              "SELECT id, nickname FROM chat_user ORDER BY id")
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+async def fill_nickname_keys(db: Session, keys: list[tuple[int, str]]) -> None:
+    """Store each (user id, nickname key), then make the key required and unique."""
+    if keys:
+        await db.execute(
+            "UPDATE chat_user nickname_key",
+            "UPDATE chat_user u SET nickname_key = k.key "
+            "FROM unnest(%s::bigint[], %s::text[]) AS k(id, key) WHERE u.id = k.id",
+            ([user_id for user_id, _ in keys], [key for _, key in keys]))
+    await db.execute("ALTER chat_user nickname_key",
+                     "ALTER TABLE chat_user ALTER COLUMN nickname_key SET NOT NULL")
+    await db.execute("CREATE chat_user_nickname_key_key",
+                     "CREATE UNIQUE INDEX chat_user_nickname_key_key ON chat_user (nickname_key)")
 
 
 async def count_users_and_messages(db: Executor) -> tuple[int, int]:

@@ -2,11 +2,14 @@
 
 Pure functions that return the cleaned value or raise `ValidationFailed`; no I/O.
 
-Nickname: trimmed of surrounding whitespace, NFC-normalised, 1-64 characters
-(code points), each a Unicode letter (L*), combining mark (M*), decimal digit or
-number (N*), or one of `_`, `-`, `.`; single spaces are allowed between other
-characters. Emoji, symbols, control characters and other punctuation are not.
-Uniqueness is case-insensitive (enforced by a unique index on lower(nickname)).
+Nickname: trimmed of surrounding whitespace, NFKC-normalised (full-width and other
+compatibility forms become the plain ones), 1-64 characters (code points), each a
+Unicode letter (L*), combining mark (M*), decimal digit or number (N*), or one of
+`_`, `-`, `.`; single spaces are allowed between other characters. Emoji, symbols,
+control characters, invisible (default-ignorable) characters and other punctuation
+are not, nor more than four combining marks on one character or one mark twice in a
+row (`chat_service.nicknames.mark_problem`). Uniqueness goes by
+`chat_service.nicknames.key`: case and look-alike characters do not make a new name.
 
 Password: 8-256 characters, any characters except NUL, not trimmed.
 
@@ -20,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chat_service import nicknames
 from chat_service.errors import ValidationFailed
 
 NICKNAME_MAX = 64
@@ -50,12 +54,14 @@ def _string(body: Mapping[str, Any], name: str) -> str:
 
 
 def _nickname_char_ok(ch: str) -> bool:
+    if nicknames.is_default_ignorable(ch):
+        return False
     return ch in _NICK_PUNCTUATION or unicodedata.category(ch)[0] in "LMN"
 
 
 def nickname(body: Mapping[str, Any]) -> str:
     """The cleaned `nickname` of a registration body."""
-    value = unicodedata.normalize("NFC", _string(body, "nickname").strip())
+    value = unicodedata.normalize("NFKC", _string(body, "nickname").strip())
     if not value:
         raise ValidationFailed("nickname must not be empty", field="nickname")
     if len(value) > NICKNAME_MAX:
@@ -68,13 +74,16 @@ def nickname(body: Mapping[str, Any]) -> str:
         raise ValidationFailed(
             "nickname may contain only letters, digits, '_', '-', '.' and single inner spaces",
             field="nickname")
+    problem = nicknames.mark_problem(value)
+    if problem:
+        raise ValidationFailed(f"nickname must not have {problem}", field="nickname")
     return value
 
 
 def login_nickname(body: Mapping[str, Any]) -> str:
     """The `nickname` of a login body, cleaned like at registration but not judged:
     a nickname that breaks the rules simply matches nobody."""
-    return unicodedata.normalize("NFC", _string(body, "nickname").strip())
+    return unicodedata.normalize("NFKC", _string(body, "nickname").strip())
 
 
 def password(body: Mapping[str, Any]) -> str:

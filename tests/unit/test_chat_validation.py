@@ -14,6 +14,9 @@ from chat_service.validation import MessageQuery
     ("日本語", "日本語"), ("a_b-c.d", "a_b-c.d"), ("two words", "two words"), ("٣٤", "٣٤"),
     ("e\u0301", "\u00e9"),  # NFC: e + combining acute becomes one character
     ("हिन्दी", "हिन्दी"),  # combining marks (M*) are letters' parts
+    ("\uff41\uff4c\uff49\uff43\uff45", "alice"),  # NFKC: full-width becomes plain
+    ("Tiếng Việt", "Tiếng Việt"), ("ﬁx", "fix"),
+    ("a\u0301\u0302\u0303\u0304", "\u00e1\u0302\u0303\u0304"),  # four marks: fine
 ])
 def test_nickname_accepted(raw: str, cleaned: str) -> None:
     assert validation.nickname({"nickname": raw}) == cleaned
@@ -22,6 +25,10 @@ def test_nickname_accepted(raw: str, cleaned: str) -> None:
 @pytest.mark.parametrize("raw", [
     "", "   ", "x" * 65, "a  b", "emoji😀", "semi;colon", "quote'", "tab\tx", "new\nline",
     "slash/", "at@", "nul\x00", "\ud800", "zero\u200bwidth",
+    "a" + "\u0301" * 63,  # 63 combining marks, as the review registered
+    "a\u0301\u0302\u0303\u0304\u0305",  # five different marks on one letter
+    "e\u0301\u0301",  # one mark twice in a row
+    "alice\ufe0f", "bob\u034f", "\u3164",  # invisible (default-ignorable) characters
 ])
 def test_nickname_rejected(raw: str) -> None:
     with pytest.raises(ValidationFailed) as e:
@@ -69,8 +76,15 @@ def test_message_query() -> None:
     assert validation.message_query({"before_id": "0007"}) == MessageQuery(before_id=7)
     huge = validation.message_query({"after_id": "9" * 5000})
     assert huge.after_id == validation.ID_MAX
-    for bad in ({"limit": "0"}, {"limit": "201"}, {"limit": ""}, {"after_id": "-1"},
-                {"after_id": "1", "before_id": "2"}, {"before_id": "²"}, {"limit": "9" * 5000}):
+    # As the original: a limit above the maximum is clamped, an empty one is absent, and
+    # an after_id of 0 or less means no cursor (docs/chat-api.md).
+    assert validation.message_query({"limit": "201"}) == MessageQuery(limit=200)
+    assert validation.message_query({"limit": "9" * 5000}) == MessageQuery(limit=200)
+    assert validation.message_query({"limit": ""}) == MessageQuery(limit=50)
+    assert validation.message_query({"after_id": "-1"}) == MessageQuery(limit=50)
+    for bad in ({"limit": "0"}, {"limit": "-3"}, {"limit": "x"},
+                {"after_id": "1", "before_id": "2"}, {"before_id": "²"}, {"before_id": "-1"},
+                {"after_id": "1e3"}):
         with pytest.raises(ValidationFailed):
             validation.message_query(bad)
 
