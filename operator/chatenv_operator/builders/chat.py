@@ -11,17 +11,17 @@ from ..constants import (
     REDIS_SECRET,
 )
 from ..environment import Environment
+from ..kinds import DEPLOYMENT
 from .common import (
     Manifest,
+    container_port,
     container_security,
     env_var,
-    labels,
-    metadata,
-    pod_security,
-    replicas,
+    pod_template,
     resources,
     secret_env,
-    selector_labels,
+    service,
+    workload,
 )
 from .data import config_hash
 
@@ -46,59 +46,33 @@ def chat_deployment(env: Environment) -> Manifest:
         "securityContext": container_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(env, CHAT_NAME, "chat"),
-        "spec": {
-            "replicas": replicas(env, env.chat_replicas),
-            "revisionHistoryLimit": 3,
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "selector": {"matchLabels": selector_labels(env, "chat")},
-            "template": {
-                "metadata": {
-                    "labels": labels(env, "chat"),
-                    "annotations": {ANNOTATION_CONFIG_HASH: config_hash(env)},
-                },
-                "spec": {
-                    "securityContext": pod_security(CHAT_UID),
-                    "automountServiceAccountToken": False,
-                    "terminationGracePeriodSeconds": 30,
-                    # Safe with several replicas: migrate takes a PostgreSQL advisory lock.
-                    "initContainers": [{
-                        "name": "migrate",
-                        "command": ["python", "-m", "chat_service", "migrate"],
-                        **common,
-                    }],
-                    "containers": [{
-                        "name": "chat",
-                        "command": ["python", "-m", "chat_service", "serve"],
-                        "ports": [{"name": "http", "containerPort": CHAT_PORT, "protocol": "TCP"}],
-                        "readinessProbe": {"httpGet": {"path": "/health/readyz", "port": "http"},
-                                           "periodSeconds": 5, "timeoutSeconds": 3},
-                        "livenessProbe": {"httpGet": {"path": "/health/livez", "port": "http"},
-                                          "periodSeconds": 10, "timeoutSeconds": 3,
-                                          "failureThreshold": 6},
-                        # Endpoints and the ingress controller take a moment to forget a
-                        # terminating pod: keep serving until they have, then stop.
-                        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
-                        **common,
-                    }],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
-            },
-        },
+    # Safe with several replicas: migrate takes a PostgreSQL advisory lock.
+    migrate = {"name": "migrate", "command": ["python", "-m", "chat_service", "migrate"],
+               **common}
+    serve = {
+        "name": "chat",
+        "command": ["python", "-m", "chat_service", "serve"],
+        "ports": [container_port("http", CHAT_PORT)],
+        "readinessProbe": {"httpGet": {"path": "/health/readyz", "port": "http"},
+                           "periodSeconds": 5, "timeoutSeconds": 3},
+        "livenessProbe": {"httpGet": {"path": "/health/livez", "port": "http"},
+                          "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 6},
+        # Endpoints and the ingress controller take a moment to forget a terminating
+        # pod: keep serving until they have, then stop.
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
+        **common,
     }
+    template = pod_template(env, "chat", uid=CHAT_UID, containers=[serve],
+                            volumes=[{"name": "tmp", "emptyDir": {}}],
+                            annotations={ANNOTATION_CONFIG_HASH: config_hash(env)},
+                            terminationGracePeriodSeconds=30, initContainers=[migrate])
+    return workload(DEPLOYMENT, env, CHAT_NAME, "chat", wanted=env.chat_replicas,
+                    revisionHistoryLimit=3,
+                    strategy={"type": "RollingUpdate",
+                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                    template=template)
 
 
 def chat_service(env: Environment) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(env, CHAT_NAME, "chat"),
-        "spec": {
-            "selector": selector_labels(env, "chat"),
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
+    return service(env, CHAT_NAME, "chat", [{"name": "http", "port": 80, "targetPort": "http",
+                                             "protocol": "TCP"}])

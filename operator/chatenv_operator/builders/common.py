@@ -16,6 +16,7 @@ from ..constants import (
     PART_OF,
 )
 from ..environment import Environment
+from ..kinds import SERVICE, Kind
 
 Manifest = dict[str, Any]
 
@@ -78,3 +79,51 @@ def secret_env(name: str, secret: str, key: str) -> Manifest:
 def env_var(name: str, value: str) -> Manifest:
     """An env entry; the API server drops an empty value, so leave it out to compare equal."""
     return {"name": name, "value": value} if value else {"name": name}
+
+
+# ---------------------------------------------------------------------- scaffolding
+
+
+def port(name: str, number: int, **extra: Any) -> Manifest:
+    """A Service port forwarding to the container port of the same name."""
+    return {"name": name, "port": number, "targetPort": name, "protocol": "TCP", **extra}
+
+
+def container_port(name: str, number: int) -> Manifest:
+    return {"name": name, "containerPort": number, "protocol": "TCP"}
+
+
+def service(env: Environment, name: str, component: str, ports: list[Manifest], *,
+            headless: bool = False) -> Manifest:
+    """A Service selecting the pods of ``component``."""
+    spec: Manifest = {"clusterIP": "None"} if headless else {}
+    spec.update({"selector": selector_labels(env, component), "ports": ports})
+    return SERVICE.new(metadata(env, name, component), spec=spec)
+
+
+def pod_template(env: Environment, component: str, *, uid: int, containers: list[Manifest],
+                 volumes: list[Manifest], annotations: dict[str, str] | None = None,
+                 **pod: Any) -> Manifest:
+    """A pod that passes the `restricted` profile, with no API token, labelled as
+    ``component``; ``pod`` adds fields between the security settings and the containers."""
+    meta: Manifest = {"labels": labels(env, component)}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"metadata": meta, "spec": {
+        "securityContext": pod_security(uid),
+        "automountServiceAccountToken": False,
+        **pod,
+        "containers": containers,
+        "volumes": volumes,
+    }}
+
+
+def workload(kind: Kind, env: Environment, name: str, component: str, *, wanted: int,
+             template: Manifest, **spec: Any) -> Manifest:
+    """A Deployment or StatefulSet of ``component``'s pods (none while suspended)."""
+    return kind.new(metadata(env, name, component), spec={
+        "replicas": replicas(env, wanted),
+        **spec,
+        "selector": {"matchLabels": selector_labels(env, component)},
+        "template": template,
+    })

@@ -19,6 +19,7 @@ from ..constants import (
     REDIS_SECRET,
 )
 from ..environment import Environment
+from ..kinds import CONFIGMAP, SECRET
 from .common import Manifest, metadata
 
 POSTGRES_USER = "chat"
@@ -47,12 +48,7 @@ def config_data(env: Environment) -> dict[str, str]:
 
 
 def configmap(env: Environment) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(env, CONFIGMAP_NAME, "config"),
-        "data": config_data(env),
-    }
+    return CONFIGMAP.new(metadata(env, CONFIGMAP_NAME, "config"), data=config_data(env))
 
 
 def config_hash(env: Environment) -> str:
@@ -61,24 +57,13 @@ def config_hash(env: Environment) -> str:
 
 
 def postgres_secret(env: Environment, password: str) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": metadata(env, POSTGRES_SECRET, "postgres"),
-        "stringData": {"username": POSTGRES_USER, "password": password},
-    }
+    return SECRET.new(metadata(env, POSTGRES_SECRET, "postgres"), type="Opaque",
+                      stringData={"username": POSTGRES_USER, "password": password})
 
 
 def redis_secret(env: Environment, password: str) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": metadata(env, REDIS_SECRET, "redis"),
-        # The password reaches redis-server through its config file, never its command line.
-        "stringData": {
-            "password": password,
-            "redis.conf": f'requirepass {password}\nsave ""\nappendonly no\ndir /data\n',
-        },
-    }
+    # The password reaches redis-server through its config file, never its command line.
+    return SECRET.new(metadata(env, REDIS_SECRET, "redis"), type="Opaque", stringData={
+        "password": password,
+        "redis.conf": f'requirepass {password}\nsave ""\nappendonly no\ndir /data\n',
+    })

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..constants import CHAT_NAME, INGRESS_NAME, JAEGER_NAME, JAEGER_UI_PORT
 from ..environment import Environment
+from ..kinds import INGRESS
 from .common import Manifest, metadata
 
 CERT_MANAGER_ISSUER = "cert-manager.io/cluster-issuer"
@@ -35,9 +36,4 @@ def ingress(env: Environment) -> Manifest:
     secret = tls_secret_name(env)
     if secret:
         spec["tls"] = [{"hosts": [env.host], "secretName": secret}]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": metadata(env, INGRESS_NAME, "ingress", annotations),
-        "spec": spec,
-    }
+    return INGRESS.new(metadata(env, INGRESS_NAME, "ingress", annotations), spec=spec)

@@ -7,6 +7,7 @@ import hashlib
 import yaml
 
 from ..constants import (
+    ANNOTATION_CONFIG_HASH,
     JAEGER_HEALTH_PORT,
     JAEGER_NAME,
     JAEGER_OTLP_GRPC_PORT,
@@ -14,15 +15,17 @@ from ..constants import (
     JAEGER_UI_PORT,
 )
 from ..environment import Environment
+from ..kinds import CONFIGMAP, DEPLOYMENT
 from .common import (
     Manifest,
+    container_port,
     container_security,
-    labels,
     metadata,
-    pod_security,
-    replicas,
+    pod_template,
+    port,
     resources,
-    selector_labels,
+    service,
+    workload,
 )
 
 JAEGER_UID = 10001
@@ -54,79 +57,43 @@ def jaeger_config_text(env: Environment) -> str:
 
 
 def jaeger_configmap(env: Environment) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(env, f"{JAEGER_NAME}-config", "jaeger"),
-        "data": {"config.yaml": jaeger_config_text(env)},
-    }
+    return CONFIGMAP.new(metadata(env, f"{JAEGER_NAME}-config", "jaeger"),
+                         data={"config.yaml": jaeger_config_text(env)})
 
 
 def jaeger_service(env: Environment) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(env, JAEGER_NAME, "jaeger"),
-        "spec": {
-            "selector": selector_labels(env, "jaeger"),
-            "ports": [
-                {"name": "otlp-grpc", "port": JAEGER_OTLP_GRPC_PORT, "targetPort": "otlp-grpc",
-                 "protocol": "TCP", "appProtocol": "grpc"},
-                {"name": "otlp-http", "port": JAEGER_OTLP_HTTP_PORT, "targetPort": "otlp-http",
-                 "protocol": "TCP"},
-                {"name": "ui", "port": JAEGER_UI_PORT, "targetPort": "ui", "protocol": "TCP"},
-            ],
-        },
-    }
+    return service(env, JAEGER_NAME, "jaeger", [
+        port("otlp-grpc", JAEGER_OTLP_GRPC_PORT, appProtocol="grpc"),
+        port("otlp-http", JAEGER_OTLP_HTTP_PORT),
+        port("ui", JAEGER_UI_PORT),
+    ])
 
 
 def jaeger_deployment(env: Environment) -> Manifest:
     digest = hashlib.sha256(jaeger_config_text(env).encode()).hexdigest()[:16]
     health = {"httpGet": {"path": "/status", "port": "health"}}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(env, JAEGER_NAME, "jaeger"),
-        "spec": {
-            "replicas": replicas(env, 1),
-            # In-memory storage: two pods would split the traces between them.
-            "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": selector_labels(env, "jaeger")},
-            "template": {
-                "metadata": {
-                    "labels": labels(env, "jaeger"),
-                    "annotations": {"chatenv.dev/config-hash": digest},
-                },
-                "spec": {
-                    "securityContext": pod_security(JAEGER_UID),
-                    "automountServiceAccountToken": False,
-                    "containers": [{
-                        "name": "jaeger",
-                        "image": env.jaeger_image,
-                        "args": ["--config", "/etc/jaeger/config.yaml"],
-                        "ports": [
-                            {"name": "otlp-grpc", "containerPort": JAEGER_OTLP_GRPC_PORT,
-                             "protocol": "TCP"},
-                            {"name": "otlp-http", "containerPort": JAEGER_OTLP_HTTP_PORT,
-                             "protocol": "TCP"},
-                            {"name": "ui", "containerPort": JAEGER_UI_PORT, "protocol": "TCP"},
-                            {"name": "health", "containerPort": JAEGER_HEALTH_PORT,
-                             "protocol": "TCP"},
-                        ],
-                        "readinessProbe": {**health, "periodSeconds": 5},
-                        "livenessProbe": {**health, "periodSeconds": 10, "failureThreshold": 6},
-                        "resources": resources(env.jaeger_resources),
-                        "securityContext": container_security(),
-                        "volumeMounts": [
-                            {"name": "config", "mountPath": "/etc/jaeger", "readOnly": True},
-                            {"name": "tmp", "mountPath": "/tmp"},
-                        ],
-                    }],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": f"{JAEGER_NAME}-config"}},
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
-                },
-            },
-        },
+    container = {
+        "name": "jaeger",
+        "image": env.jaeger_image,
+        "args": ["--config", "/etc/jaeger/config.yaml"],
+        "ports": [container_port("otlp-grpc", JAEGER_OTLP_GRPC_PORT),
+                  container_port("otlp-http", JAEGER_OTLP_HTTP_PORT),
+                  container_port("ui", JAEGER_UI_PORT),
+                  container_port("health", JAEGER_HEALTH_PORT)],
+        "readinessProbe": {**health, "periodSeconds": 5},
+        "livenessProbe": {**health, "periodSeconds": 10, "failureThreshold": 6},
+        "resources": resources(env.jaeger_resources),
+        "securityContext": container_security(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/jaeger", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
     }
+    volumes = [{"name": "config", "configMap": {"name": f"{JAEGER_NAME}-config"}},
+               {"name": "tmp", "emptyDir": {}}]
+    return workload(DEPLOYMENT, env, JAEGER_NAME, "jaeger", wanted=1,
+                    # In-memory storage: two pods would split the traces between them.
+                    strategy={"type": "Recreate"},
+                    template=pod_template(env, "jaeger", uid=JAEGER_UID, containers=[container],
+                                          volumes=volumes,
+                                          annotations={ANNOTATION_CONFIG_HASH: digest}))

@@ -15,6 +15,7 @@ from ..constants import (
     QUOTA_NAME,
 )
 from ..environment import Environment
+from ..kinds import LIMIT_RANGE, NAMESPACE, NETWORK_POLICY, RESOURCE_QUOTA
 from .common import Manifest, metadata
 
 
@@ -32,24 +33,12 @@ def namespace(env: Environment) -> Manifest:
     }
     if env.slot is not None:
         labels[LABEL_SLOT] = str(env.slot)
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": env.namespace,
-            "labels": labels,
-            "ownerReferences": [env.owner.reference()],
-        },
-    }
+    return NAMESPACE.new({"name": env.namespace, "labels": labels,
+                          "ownerReferences": [env.owner.reference()]})
 
 
 def resource_quota(env: Environment) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
-        "metadata": metadata(env, QUOTA_NAME, "quota"),
-        "spec": {"hard": dict(env.quota)},
-    }
+    return RESOURCE_QUOTA.new(metadata(env, QUOTA_NAME, "quota"), spec={"hard": dict(env.quota)})
 
 
 def limit_range(env: Environment) -> Manifest:
@@ -58,27 +47,17 @@ def limit_range(env: Environment) -> Manifest:
         limit["default"] = dict(env.limit_default)
     if env.limit_default_request:
         limit["defaultRequest"] = dict(env.limit_default_request)
-    return {
-        "apiVersion": "v1",
-        "kind": "LimitRange",
-        "metadata": metadata(env, LIMIT_RANGE_NAME, "quota"),
-        "spec": {"limits": [limit]},
-    }
+    return LIMIT_RANGE.new(metadata(env, LIMIT_RANGE_NAME, "quota"), spec={"limits": [limit]})
 
 
 def network_policy(env: Environment) -> Manifest:
     """Ingress only from pods of this namespace and from the ingress controller."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": metadata(env, NETWORK_POLICY_NAME, "network-policy"),
-        "spec": {
-            "podSelector": {},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {"from": [{"podSelector": {}}]},
-                {"from": [{"namespaceSelector": {"matchLabels": {
-                    "kubernetes.io/metadata.name": env.ingress_controller_namespace}}}]},
-            ],
-        },
-    }
+    return NETWORK_POLICY.new(metadata(env, NETWORK_POLICY_NAME, "network-policy"), spec={
+        "podSelector": {},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {"from": [{"podSelector": {}}]},
+            {"from": [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": env.ingress_controller_namespace}}}]},
+        ],
+    })

@@ -11,7 +11,6 @@ from ..constants import (
     AGENT_NAME,
     AGENT_READONLY_CLUSTER_ROLE,
     API_VERSION,
-    CHATENV_KIND,
     DEVSLOT_KIND,
     LABEL_COMPONENT,
     LABEL_DEVSLOT,
@@ -28,6 +27,7 @@ from ..constants import (
     SLOT_ENV_PREFIX,
 )
 from ..environment import Owner
+from ..kinds import CHATENV, DEPLOYMENT, ROLE_BINDING, SECRET, SERVICE_ACCOUNT
 from .common import Manifest, container_security, env_var, pod_security
 
 AGENT_UID = 10001
@@ -71,16 +71,9 @@ def slot_environment(devslot: Mapping[str, Any], slot: int) -> Manifest:
     for component in ("chat", "postgres", "redis", "jaeger"):
         if images.get(component):
             spec[component] = {"image": images[component]}
-    return {
-        "apiVersion": API_VERSION,
-        "kind": CHATENV_KIND,
-        "metadata": {
-            "name": environment_name(slot),
-            "labels": {**devslot_labels(devslot), LABEL_SLOT: str(slot)},
-            "ownerReferences": [devslot_owner(devslot).reference()],
-        },
-        "spec": spec,
-    }
+    return CHATENV.new({"name": environment_name(slot),
+                        "labels": {**devslot_labels(devslot), LABEL_SLOT: str(slot)},
+                        "ownerReferences": [devslot_owner(devslot).reference()]}, spec=spec)
 
 
 def agent_name(devslot: Mapping[str, Any]) -> str:
@@ -100,8 +93,7 @@ def _agent_meta(devslot: Mapping[str, Any], namespace: str, name: str) -> Manife
 
 
 def agent_service_account(devslot: Mapping[str, Any], namespace: str) -> Manifest:
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": _agent_meta(devslot, namespace, agent_name(devslot))}
+    return SERVICE_ACCOUNT.new(_agent_meta(devslot, namespace, agent_name(devslot)))
 
 
 def agent_role_binding(devslot: Mapping[str, Any], namespace: str) -> Manifest:
@@ -109,14 +101,10 @@ def agent_role_binding(devslot: Mapping[str, Any], namespace: str) -> Manifest:
     role = (AGENT_READONLY_CLUSTER_ROLE if devslot["spec"].get("mode") == "plan"
             else AGENT_CLUSTER_ROLE)
     name = agent_name(devslot)
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": _agent_meta(devslot, namespace, name),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-    }
+    return ROLE_BINDING.new(
+        _agent_meta(devslot, namespace, name),
+        roleRef={"apiGroup": ROLE_BINDING.group, "kind": "ClusterRole", "name": role},
+        subjects=[{"kind": SERVICE_ACCOUNT.kind, "name": name, "namespace": namespace}])
 
 
 def agent_secret_name(devslot: Mapping[str, Any], source: str) -> str:
@@ -126,9 +114,8 @@ def agent_secret_name(devslot: Mapping[str, Any], source: str) -> str:
 def agent_secret(devslot: Mapping[str, Any], namespace: str, source: str,
                  data: Mapping[str, str]) -> Manifest:
     """A copy of a Secret of the operator's namespace, for the agent's environment."""
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": _agent_meta(devslot, namespace, agent_secret_name(devslot, source)),
-            "data": dict(data)}
+    return SECRET.new(_agent_meta(devslot, namespace, agent_secret_name(devslot, source)),
+                      type="Opaque", data=dict(data))
 
 
 def agent_deployment(devslot: Mapping[str, Any], namespace: str, *, slot: int | None,
@@ -159,21 +146,16 @@ def agent_deployment(devslot: Mapping[str, Any], namespace: str, *, slot: int | 
     if refs:
         container["envFrom"] = [{"secretRef": {"name": agent_secret_name(devslot, r)}}
                                 for r in refs]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _agent_meta(devslot, namespace, name),
-        "spec": {
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": {**devslot_labels(devslot), **selector}},
-                "spec": {
-                    "serviceAccountName": name,
-                    "securityContext": pod_security(AGENT_UID),
-                    "containers": [container],
-                },
+    return DEPLOYMENT.new(_agent_meta(devslot, namespace, name), spec={
+        "replicas": 1,
+        "strategy": {"type": "Recreate"},
+        "selector": {"matchLabels": selector},
+        "template": {
+            "metadata": {"labels": {**devslot_labels(devslot), **selector}},
+            "spec": {
+                "serviceAccountName": name,
+                "securityContext": pod_security(AGENT_UID),
+                "containers": [container],
             },
         },
-    }
+    })
