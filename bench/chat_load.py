@@ -233,7 +233,9 @@ def own_service(workers: int | None) -> Iterator[str]:
                "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING",
                "LOGIN_RATE_LIMIT_PER_NICKNAME": "1000000",
                "LOGIN_RATE_LIMIT_PER_ADDRESS": "1000000",
-               "REGISTER_RATE_LIMIT_PER_ADDRESS": "1000000"}
+               "REGISTER_RATE_LIMIT_PER_ADDRESS": "1000000",
+               "POST_RATE_LIMIT_PER_USER": "1000000000", "USER_STORAGE_MAX_BYTES": str(2**62),
+               "METRICS_PORT": "0"}
         subprocess.run([sys.executable, "-m", "chat_service", "migrate"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
         command = [sys.executable, "-m", "chat_service", "serve"]

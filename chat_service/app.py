@@ -135,7 +135,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _message_writer(app: web.Application) -> AsyncIterator[None]:
     # This process's readers see its own posts at once; others when the event arrives.
-    writer = MessageWriter(app[DB], app[REDIS], on_created=app[LATEST].note_created)
+    writer = MessageWriter(app[DB], app[REDIS],
+                           max_bytes_per_user=app[CONFIG].user_storage_max_bytes,
+                           on_created=app[LATEST].note_created)
     app[WRITER] = writer
     yield
 

@@ -62,6 +62,9 @@ class Metrics:
         self.events_received = Counter(
             "chat_events_received", "Live-update events received from Redis pub/sub.",
             registry=self.registry)
+        self.limited = Counter(
+            "chat_limited_requests", "Requests refused by a limit (rate, quota, streams), "
+            "by the limit.", ["limit"], registry=self.registry)
 
     @property
     def multiprocess(self) -> bool:

@@ -5,6 +5,7 @@ Pure dataclasses; no I/O.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,3 +67,10 @@ class SessionInfo:
 
     user_id: int
     nickname: str
+
+
+class Refused(enum.Enum):
+    """Why a post was not stored."""
+
+    AUTHOR_GONE = "the author no longer exists"
+    OVER_QUOTA = "the author has stored USER_STORAGE_MAX_BYTES of messages"

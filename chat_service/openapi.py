@@ -34,10 +34,12 @@ def _error(description: str) -> dict[str, Any]:
 
 _BODY_ERRORS = {
     "400": _error("Malformed JSON, not an object, or a field breaks its rules"),
+    "408": _error("The body did not arrive within HTTP_BODY_TIMEOUT_SECONDS"),
     "413": _error("Body larger than MAX_BODY_BYTES"),
     "415": _error("Content-Type given and not JSON (a body without one is read as JSON)"),
 }
-_UNAVAILABLE = {"503": _error("PostgreSQL or Redis unavailable")}
+_UNAVAILABLE = {"503": _error("PostgreSQL or Redis unavailable, or a statement over the "
+                              "statement timeout; see Retry-After")}
 _AUTH = {"401": _error("Missing, unknown, expired or logged-out token")}
 _ID_PARAM = {"name": "id", "in": "path", "required": True,
              "schema": {"type": "integer", "minimum": 0}}
@@ -106,7 +108,9 @@ def _paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("Credentials")}}},
             "responses": {"200": _json(_ref("Session"), "Logged in"), **_BODY_ERRORS,
                           "401": _error("Invalid credentials"),
-                          "429": _error("Too many attempts; see Retry-After"), **_UNAVAILABLE}}},
+                          "429": _error("Too many attempts from this address, or it waits "
+                                        "after failing on this nickname; see Retry-After"),
+                          **_UNAVAILABLE}}},
         "/api/logout": {"post": {
             "summary": "End the session", "security": bearer,
             "responses": {"204": {"description": "Logged out"}, **_AUTH, **_UNAVAILABLE}}},
@@ -135,7 +139,10 @@ def _paths() -> dict[str, Any]:
                 "requestBody": {"required": True,
                                 "content": {_JSON: {"schema": _ref("NewMessage")}}},
                 "responses": {"201": _json(_ref("Message"), "Stored (committed)"),
-                              **_BODY_ERRORS, **_AUTH, **_UNAVAILABLE}}},
+                              **_BODY_ERRORS, **_AUTH,
+                              "403": _error("USER_STORAGE_MAX_BYTES reached (quota_exceeded)"),
+                              "429": _error("Too many posts; see Retry-After"),
+                              **_UNAVAILABLE}}},
         "/api/messages/{id}": {"delete": {
             "summary": "Soft-delete one of your messages", "security": bearer,
             "parameters": [_ID_PARAM],

@@ -13,7 +13,7 @@ import psycopg2.errors
 
 from chat_service import nicknames
 from chat_service.database import Database, Row, Session
-from chat_service.models import Message, User
+from chat_service.models import Message, Refused, User
 from chat_service.validation import MessageQuery
 
 # Held while a message is inserted and committed, so ids become visible in
@@ -79,37 +79,58 @@ async def set_password_hash(db: Executor, user_id: int, password_hash: str) -> b
         "UPDATE chat_user SET password_hash = %s WHERE id = %s", (password_hash, user_id)) > 0
 
 
-async def insert_messages(db: Database, posts: list[tuple[int, str]]) -> list[Message | None]:
+async def insert_messages(db: Database, posts: list[tuple[int, str]],
+                          max_bytes: int) -> list[Message | Refused]:
     """Insert and commit several (user id, text) messages in one statement; each post's
-    message, or None where its author no longer exists.
+    message, or why it was refused: its author no longer exists, or storing it would take
+    the author's stored text (`chat_user.stored_bytes`, UTF-8) past `max_bytes`.
 
     One autocommit statement, so one round trip and one commit: the CTE takes the
     insert lock before any row (and so any id) is produced, ids are given in the
-    posts' order, and PostgreSQL releases the lock at the commit, which happens before
-    the statement's result reaches us.
+    posts' order, each author's `stored_bytes` grows by what was stored, and PostgreSQL
+    releases the lock at the commit, which happens before the statement's result
+    reaches us. (The quota is read from the statement's snapshot: replicas posting for
+    one user at the same instant may each pass it once.)
     """
     rows = await db.fetch_all(
         "INSERT chat_message",
         "WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s)), "
         "posts AS (SELECT * FROM unnest(%s::bigint[], %s::text[]) "
         "  WITH ORDINALITY AS p(user_id, text, ord)), "
+        "allowed AS (SELECT user_id, text, ord FROM ("
+        "  SELECT p.user_id, p.text, p.ord, u.stored_bytes + sum(octet_length(p.text)) "
+        "    OVER (PARTITION BY p.user_id ORDER BY p.ord) AS total "
+        "  FROM lock, posts p JOIN chat_user u ON u.id = p.user_id) t WHERE total <= %s), "
         "m AS (INSERT INTO chat_message (user_id, text) "
-        "  SELECT p.user_id, p.text FROM lock, posts p JOIN chat_user u ON u.id = p.user_id "
-        "  ORDER BY p.ord "
-        "  RETURNING id, user_id, text, created_at) "
+        "  SELECT user_id, text FROM allowed ORDER BY ord "
+        "  RETURNING id, user_id, text, created_at), "
+        "counted AS (UPDATE chat_user u SET stored_bytes = u.stored_bytes + s.bytes "
+        "  FROM (SELECT user_id, sum(octet_length(text)) AS bytes FROM m GROUP BY user_id) s "
+        "  WHERE u.id = s.user_id) "
         "SELECT m.id, m.user_id, u.nickname, m.text, m.created_at "
         "FROM m JOIN chat_user u ON u.id = m.user_id ORDER BY m.id",
-        (MESSAGE_INSERT_LOCK, [user for user, _ in posts], [text for _, text in posts]))
-    # Rows come back in id order, which is the posts' order less the authorless ones;
+        (MESSAGE_INSERT_LOCK, [user for user, _ in posts], [text for _, text in posts],
+         max_bytes))
+    # Rows come back in id order, which is the posts' order less the refused ones;
     # identical posts are interchangeable, so match each row to the first such post.
     waiting: dict[tuple[int, str], list[int]] = {}
     for index, post in enumerate(posts):
         waiting.setdefault(post, []).append(index)
-    found: list[Message | None] = [None] * len(posts)
+    found: list[Message | Refused | None] = [None] * len(posts)
     for row in rows:
         message = _message(row)
         found[waiting[(message.user_id, message.text)].pop(0)] = message
-    return found
+    refused = {posts[i][0] for i, m in enumerate(found) if m is None}
+    existing = await _existing_users(db, sorted(refused)) if refused else set()
+    return [m if m is not None else
+            Refused.OVER_QUOTA if posts[i][0] in existing else Refused.AUTHOR_GONE
+            for i, m in enumerate(found)]
+
+
+async def _existing_users(db: Executor, user_ids: list[int]) -> set[int]:
+    rows = await db.fetch_all("SELECT chat_user ids",
+                              "SELECT id FROM chat_user WHERE id = ANY(%s)", (user_ids,))
+    return {int(r[0]) for r in rows}
 
 
 async def list_messages(db: Executor, query: MessageQuery) -> list[Message]:

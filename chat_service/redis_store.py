@@ -74,6 +74,8 @@ class RedisStore:
         self._session_ttl = config.session_ttl
         self._channel = config.events_channel
         self._session_reads: Coalescer[str, Any] = Coalescer(self._getex_all, limit=256)
+        self._hits: Coalescer[tuple[str, int], tuple[int, int]] = Coalescer(
+            self._hit_all, limit=256)
 
     @asynccontextmanager
     async def _call(self, operation: str) -> AsyncIterator[None]:
@@ -187,15 +189,58 @@ class RedisStore:
         return int(await self.client.delete(*doomed)) if doomed else 0
 
     async def hit_rate_limit(self, bucket: str, window: int) -> tuple[int, int]:
-        """Count one attempt in `bucket`; returns (attempts in this window, seconds left)."""
-        key = RATE_PREFIX + bucket
+        """Count one attempt in `bucket` (a fixed window of `window` seconds from its first
+        attempt); returns (attempts in this window, seconds left). Counts that arrive while
+        one is under way go together in the next round trip."""
+        return await self._hits.get((RATE_PREFIX + bucket, window))
+
+    async def _hit_all(self, items: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        async with self._call("INCR"):
+            pipe = self.client.pipeline(transaction=True)
+            for key, window in items:
+                pipe.incr(key)
+                pipe.expire(key, window, nx=True)
+                pipe.ttl(key)
+            results = await pipe.execute()
+        counted = []
+        for index, (_, window) in enumerate(items):
+            count, _, ttl = results[3 * index:3 * index + 3]
+            counted.append((int(count), int(ttl) if int(ttl) > 0 else window))
+        return counted
+
+    async def wait_left(self, bucket: str) -> int:
+        """Seconds left of a wait set by `impose_wait` on `bucket` (0: none)."""
+        async with self._call("TTL"):
+            ttl = await self.client.ttl(RATE_PREFIX + bucket)
+        return max(0, int(ttl))
+
+    async def count_failure(self, bucket: str, remember: int, shared: str,
+                            window: int) -> tuple[int, int]:
+        """Count a failure in `bucket` (kept `remember` seconds after its latest failure)
+        and in `shared` (a fixed window); returns both counts."""
+        key, shared_key = RATE_PREFIX + bucket, RATE_PREFIX + shared
         async with self._call("INCR"):
             pipe = self.client.pipeline(transaction=True)
             pipe.incr(key)
-            pipe.expire(key, window, nx=True)
-            pipe.ttl(key)
-            count, _, ttl = await pipe.execute()
-        return int(count), int(ttl) if int(ttl) > 0 else window
+            pipe.expire(key, remember)
+            pipe.incr(shared_key)
+            pipe.expire(shared_key, window, nx=True)
+            count, _, shared_count, _ = await pipe.execute()
+        return int(count), int(shared_count)
+
+    async def impose_wait(self, bucket: str, seconds: int, *, remember: str,
+                          remember_seconds: int) -> None:
+        """Make `bucket` wait `seconds`, and keep the failures of `remember` as long."""
+        async with self._call("SET"):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(RATE_PREFIX + bucket, b"1", ex=seconds)
+            pipe.expire(RATE_PREFIX + remember, remember_seconds)
+            await pipe.execute()
+
+    async def clear(self, *buckets: str) -> None:
+        """Forget these counters and waits."""
+        async with self._call("DEL"):
+            await self.client.delete(*(RATE_PREFIX + b for b in buckets))
 
     async def publish(self, event: dict[str, Any]) -> None:
         """Send a live-update event to every replica's subscribers."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from aiohttp import web
 
-from chat_service import inputs, queries, validation
-from chat_service.errors import Conflict, InvalidCredentials, RateLimited, Unauthorized
-from chat_service.state import CONFIG, DB, HASHER, REDIS
+from chat_service import inputs, queries, throttling, validation
+from chat_service.errors import Conflict, InvalidCredentials, Unauthorized
+from chat_service.state import DB, HASHER, REDIS
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +18,7 @@ async def register(request: web.Request) -> web.Response:
     body = await inputs.json_object(request)
     nickname = validation.nickname(body)
     password = validation.password(body)
-    await _count_registration(request)
+    await throttling.count_registration(request)
     password_hash = await request.app[HASHER].hash(password)
     user = await queries.create_user(request.app[DB], nickname, password_hash)
     if user is None:
@@ -32,51 +31,26 @@ async def register(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    """POST /api/login: a new session token for valid credentials (200), else 401."""
+    """POST /api/login: a new session token for valid credentials (200), else 401;
+    429 while this address is throttled (see `chat_service.throttling`)."""
     body = await inputs.json_object(request)
     nickname = validation.login_nickname(body)
     password = validation.login_password(body)
-    await _count_login_attempt(request, nickname)
+    attempt = await throttling.start_login(request, nickname)
     app = request.app
     user = None
     if 0 < len(nickname) <= validation.NICKNAME_MAX:
         user = await queries.find_user(app[DB], nickname)
     # Unknown users are checked against a dummy hash: a failure costs the same time.
     if not await app[HASHER].verify(user.password_hash if user else None, password):
+        await throttling.login_failed(request, attempt)
         raise InvalidCredentials()
     assert user is not None
+    await throttling.login_succeeded(request, attempt)
     if app[HASHER].needs_rehash(user.password_hash):
         await queries.set_password_hash(app[DB], user.id, await app[HASHER].hash(password))
     token = await app[REDIS].create_session(user.id, user.nickname)
     return web.json_response({"token": token, "userId": user.id, "nickname": user.nickname})
-
-
-async def _count_login_attempt(request: web.Request, nickname: str) -> None:
-    config = request.app[CONFIG]
-    redis = request.app[REDIS]
-    # Digests keep arbitrary client text out of key names.
-    nick_key = hashlib.sha256(nickname.lower().encode()).hexdigest()
-    addr_key = hashlib.sha256(inputs.client_address(request).encode()).hexdigest()
-    by_nick, nick_ttl = await redis.hit_rate_limit(f"login:nick:{nick_key}",
-                                                   config.login_rate_window)
-    by_addr, addr_ttl = await redis.hit_rate_limit(f"login:addr:{addr_key}",
-                                                   config.login_rate_window)
-    waits = [ttl for count, limit, ttl in ((by_nick, config.login_limit_per_nickname, nick_ttl),
-                                            (by_addr, config.login_limit_per_address, addr_ttl))
-             if count > limit]
-    if waits:
-        log.warning("login rate limit hit")
-        raise RateLimited(max(waits))
-
-
-async def _count_registration(request: web.Request) -> None:
-    config = request.app[CONFIG]
-    addr_key = hashlib.sha256(inputs.client_address(request).encode()).hexdigest()
-    count, ttl = await request.app[REDIS].hit_rate_limit(f"register:addr:{addr_key}",
-                                                         config.login_rate_window)
-    if count > config.register_limit_per_address:
-        log.warning("registration rate limit hit")
-        raise RateLimited(ttl)
 
 
 async def logout(request: web.Request) -> web.Response:

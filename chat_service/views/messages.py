@@ -6,9 +6,9 @@ import logging
 
 from aiohttp import web
 
-from chat_service import etag, events, inputs, queries, validation
-from chat_service.errors import NotFound, RedisUnavailable, Unauthorized
-from chat_service.models import encode_message, encode_messages
+from chat_service import etag, events, inputs, queries, throttling, validation
+from chat_service.errors import Forbidden, NotFound, RedisUnavailable, Unauthorized
+from chat_service.models import Refused, encode_message, encode_messages
 from chat_service.state import DB, LATEST, METRICS, REDIS, WRITER
 
 log = logging.getLogger(__name__)
@@ -33,13 +33,19 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 async def create_message(request: web.Request) -> web.Response:
-    """POST /api/messages: store a message (201 once committed) and announce it."""
+    """POST /api/messages: store a message (201 once committed) and announce it; 429
+    past the posting rate limit, 403 past the author's storage quota."""
     _, session = await inputs.require_session(request)
     text = validation.text(await inputs.json_object(request))
+    await throttling.count_post(request, session.user_id)
     # Committed and announced when this returns (see MessageWriter).
     message = await request.app[WRITER].insert(session.user_id, text)
-    if message is None:
+    if message is Refused.AUTHOR_GONE:
         raise Unauthorized("the account no longer exists")
+    if message is Refused.OVER_QUOTA:
+        request.app[METRICS].limited.labels("storage_quota").inc()
+        raise Forbidden("you have stored as much text as one user may; delete nothing, "
+                        "it still counts: ask an administrator", code="quota_exceeded")
     request.app[METRICS].messages_created.inc()
     return web.Response(body=encode_message(message), status=201,
                         content_type="application/json")

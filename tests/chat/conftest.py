@@ -64,6 +64,7 @@ def chat_env(module_db: dict[str, str], redis_server: RedisServer,
             "REDIS_EVENTS_CHANNEL": f"chat:events:{secrets.token_hex(4)}",
             "LOGIN_RATE_LIMIT_PER_ADDRESS": "1000", "LOGIN_RATE_LIMIT_PER_NICKNAME": "1000",
             "REGISTER_RATE_LIMIT_PER_ADDRESS": "1000", "POST_RATE_LIMIT_PER_USER": "100000",
+            "LOGIN_FAILURES_BEFORE_DELAY": "1000",
             "SSE_HEARTBEAT_SECONDS": "1"}
 
 

@@ -15,6 +15,8 @@ import redis.asyncio as aioredis
 from chathelpers import Service, run_cli
 from servers import PostgresServer, RedisServer
 
+from chat_service import nicknames
+
 LEGACY_PW = "legacy-password"
 
 
@@ -36,8 +38,9 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
 
 
 def insert_user(pg: PostgresServer, db: str, nickname: str, password_hash: str) -> int:
-    out = pg.psql(db, "INSERT INTO chat_user (nickname, password_hash) "  # noqa: S608
-                      f"VALUES ('{nickname}', '{password_hash}') RETURNING id").stdout
+    out = pg.psql(db, "INSERT INTO chat_user (nickname, nickname_key, password_hash) "  # noqa: S608
+                      f"VALUES ('{nickname}', '{nicknames.key(nickname)}', '{password_hash}') "
+                      "RETURNING id").stdout
     return int(out.split()[0])
 
 

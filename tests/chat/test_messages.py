@@ -10,6 +10,7 @@ from chathelpers import Service, wait_for
 from servers import PostgresServer
 
 from chat_service import queries
+from chat_service.models import Message, Refused
 from chat_service.state import CONFIG, DB
 
 
@@ -241,9 +242,10 @@ async def test_grouped_insert_keeps_order_and_owners(service: Service) -> None:
     alice = (await service.register("grouped-a"))["userId"]
     bob = (await service.register("grouped-b"))["userId"]
     posts = [(alice, "same"), (999_999, "nobody"), (bob, "b1"), (alice, "same"), (bob, "b2")]
-    found = await queries.insert_messages(service.app[DB], posts)
-    assert found[1] is None  # an author that does not exist gets nothing, the rest go in
-    messages = [m for m in found if m is not None]
+    found = await queries.insert_messages(service.app[DB], posts, 10**9)
+    # An author that does not exist gets nothing, the rest go in.
+    assert found[1] is Refused.AUTHOR_GONE
+    messages = [m for m in found if isinstance(m, Message)]
     assert [(m.user_id, m.text) for m in messages] == [p for p in posts if p[0] != 999_999]
     ids = [m.id for m in messages]
     assert ids == sorted(ids)  # ids in the posts' order
@@ -251,6 +253,16 @@ async def test_grouped_insert_keeps_order_and_owners(service: Service) -> None:
     assert [m.nickname for m in messages] == ["grouped-a", "grouped-b", "grouped-a", "grouped-b"]
     listed = (await service.call("GET", "/api/messages")).body
     assert [m["id"] for m in listed] == ids
+
+
+async def test_grouped_insert_counts_each_authors_bytes(service: Service) -> None:
+    alice = (await service.register("quota-a"))["userId"]
+    bob = (await service.register("quota-b"))["userId"]
+    # Within one statement, each author's posts count in order against their own quota.
+    posts = [(alice, "a" * 6), (bob, "b" * 9), (alice, "\u00e9" * 3), (alice, "c"), (bob, "d")]
+    found = await queries.insert_messages(service.app[DB], posts, 10)
+    assert [m if isinstance(m, Refused) else m.text for m in found] == \
+        ["a" * 6, "b" * 9, Refused.OVER_QUOTA, Refused.OVER_QUOTA, "d"]
 
 
 async def test_many_concurrent_posts_grouped(service: Service) -> None:

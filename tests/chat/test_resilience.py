@@ -50,7 +50,10 @@ def own_config(own_servers: tuple[PostgresServer, RedisServer]) -> Config:
     return Config.from_env({**env, **rd.env, **FAST_HASHING, "HTTP_PORT": str(free_port()),
                             "REDIS_EVENTS_CHANNEL": f"chat:events:{secrets.token_hex(4)}",
                             "LOGIN_RATE_LIMIT_PER_ADDRESS": "100000",
-                            "REGISTER_RATE_LIMIT_PER_ADDRESS": "100000"})
+                            "REGISTER_RATE_LIMIT_PER_ADDRESS": "100000",
+                            "POST_RATE_LIMIT_PER_USER": "100000",
+                            "LOGIN_FAILURES_BEFORE_DELAY": "1000",
+                            "METRICS_PORT": str(free_port())})
 
 
 @dataclass
