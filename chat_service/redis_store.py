@@ -1,10 +1,22 @@
-"""The Redis layer: sessions, login rate limits, event publishing, with a span per call.
+"""The Redis layer: sessions, rate-limit counters, event publishing, with a span per call.
 
 Redis outages surface as `RedisUnavailable` (a 503). redis-py reconnects by itself
 on the next command once Redis is back. Session tokens are stored only as their
 SHA-256 digest, so a copy of Redis holds no usable credential. Sessions the original
 backend made (`session:<64 hex>` -> user id, the raw token in the key) are read until
 first use, when `upgrade_legacy_session` moves them to this format. This module does I/O.
+
+Keys (every one has an expiry, so Redis can evict under `volatile-*` policies; sessions
+carry the longest):
+
+- `chat:session:<sha256 of the token>`: `{"u": user id, "n": nickname, "c": login time}`,
+  expiring SESSION_TTL_SECONDS after its last use, refused after
+  SESSION_MAX_LIFETIME_SECONDS from its login whatever its expiry says;
+- `chat:user-sessions:<user id>`: a sorted set of the user's session digests by login
+  time, so a login can end the oldest beyond SESSION_MAX_PER_USER (expires with the
+  longest possible session);
+- `chat:ratelimit:...`: counters and waits (`chat_service.throttling`), expiring with
+  their window or wait.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ import hashlib
 import json
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,7 +42,34 @@ from chat_service.errors import RedisUnavailable
 from chat_service.models import SessionInfo
 
 SESSION_PREFIX = "chat:session:"
+USER_SESSIONS_PREFIX = "chat:user-sessions:"
 RATE_PREFIX = "chat:ratelimit:"
+# Stores a session and ends the user's oldest beyond the cap, atomically (one script).
+# KEYS: the new session, the user's index[, an original-format key to drop]. ARGV: value,
+# idle TTL, most sessions, login time (µs; made later than the newest so order is strict),
+# index TTL, session key prefix, the new digest.
+# (It touches session keys it derives from the index: fine on one Redis, not on a cluster.)
+_CREATE_SESSION = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if KEYS[3] then redis.call('DEL', KEYS[3]) end
+for _, digest in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if redis.call('EXISTS', ARGV[6] .. digest) == 0 then redis.call('ZREM', KEYS[2], digest) end
+end
+local score = tonumber(ARGV[4])
+local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if newest[2] and tonumber(newest[2]) >= score then score = tonumber(newest[2]) + 1 end
+redis.call('ZADD', KEYS[2], score, ARGV[7])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+local ended = 0
+if excess > 0 then
+  for _, digest in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess - 1)) do
+    ended = ended + redis.call('DEL', ARGV[6] .. digest)
+    redis.call('ZREM', KEYS[2], digest)
+  end
+end
+return ended
+"""
 # The original backend's sessions: `session:<token>` -> the user id as text, where the
 # token is 32 random bytes in lower-case hex.
 LEGACY_SESSION_PREFIX = "session:"
@@ -72,6 +112,9 @@ class RedisStore:
         self.client = client
         self._tracer = tracer
         self._session_ttl = config.session_ttl
+        self._session_lifetime = config.session_max_lifetime
+        self._sessions_per_user = config.session_max_per_user
+        self._create_session = client.register_script(_CREATE_SESSION)
         self._channel = config.events_channel
         self._session_reads: Coalescer[str, Any] = Coalescer(self._getex_all, limit=256)
         self._hits: Coalescer[tuple[str, int], tuple[int, int]] = Coalescer(
@@ -95,13 +138,23 @@ class RedisStore:
             await self.client.ping()
 
     async def create_session(self, user_id: int, nickname: str) -> str:
-        """A new random token (256 bits) for the user; only its digest is stored."""
+        """A new random token (256 bits) for the user; only its digest is stored. Ends the
+        user's oldest sessions beyond SESSION_MAX_PER_USER."""
         token = secrets.token_urlsafe(32)
-        value = json.dumps({"u": user_id, "n": nickname})
-        async with self._call("SET"):
-            await self.client.set(SESSION_PREFIX + token_digest(token), value,
-                                  ex=self._session_ttl)
+        await self._store_session(token_digest(token), user_id, nickname)
         return token
+
+    async def _store_session(self, digest: str, user_id: int, nickname: str,
+                             drop: str | None = None) -> None:
+        now_us = time.time_ns() // 1000
+        keys = [SESSION_PREFIX + digest, f"{USER_SESSIONS_PREFIX}{user_id}"]
+        if drop is not None:
+            keys.append(drop)
+        async with self._call("EVALSHA"):
+            await self._create_session(keys=keys, args=[
+                json.dumps({"u": user_id, "n": nickname, "c": now_us // 1_000_000}),
+                self._session_ttl, self._sessions_per_user, now_us,
+                self._session_lifetime + self._session_ttl, SESSION_PREFIX, digest])
 
     async def get_session(self, token: str) -> SessionInfo | None:
         """The session of `token`, renewing its idle timeout; None if unknown or expired.
@@ -111,11 +164,29 @@ class RedisStore:
         """
         if not token or len(token) > _TOKEN_MAX:
             return None
-        raw = await self._session_reads.get(SESSION_PREFIX + token_digest(token))
+        key = SESSION_PREFIX + token_digest(token)
+        raw = await self._session_reads.get(key)
         if raw is None:
             return None
         data = json.loads(raw)
-        return SessionInfo(user_id=int(data["u"]), nickname=str(data["n"]))
+        session = SessionInfo(user_id=int(data["u"]), nickname=str(data["n"]))
+        created = data.get("c")
+        if not isinstance(created, int):
+            # Stored before sessions had a lifetime: it starts now.
+            data["c"] = int(time.time())
+            async with self._call("SET"):
+                await self.client.set(key, json.dumps(data), keepttl=True)
+            return session
+        left = created + self._session_lifetime - int(time.time())
+        if left <= 0:
+            async with self._call("DEL"):
+                await self.client.delete(key)
+            return None
+        if left < self._session_ttl:
+            # Its last day (or idle period): let Redis drop it when its lifetime ends.
+            async with self._call("EXPIRE"):
+                await self.client.expire(key, left)
+        return session
 
     async def _getex_all(self, keys: list[str]) -> list[Any]:
         async with self._call("GETEX"):
@@ -147,12 +218,8 @@ class RedisStore:
                                      nickname: str) -> SessionInfo:
         """Store an original-format session in this format and drop the original's key
         (which held the raw token), atomically; from now on it lives like any session."""
-        async with self._call("MULTI"):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.set(SESSION_PREFIX + token_digest(token),
-                     json.dumps({"u": user_id, "n": nickname}), ex=self._session_ttl)
-            pipe.delete(LEGACY_SESSION_PREFIX + token)
-            await pipe.execute()
+        await self._store_session(token_digest(token), user_id, nickname,
+                                  drop=LEGACY_SESSION_PREFIX + token)
         return SessionInfo(user_id=user_id, nickname=nickname)
 
     async def delete_session(self, token: str) -> bool:
@@ -166,11 +233,13 @@ class RedisStore:
     async def delete_user_sessions(self, user_id: int) -> int:
         """End every session of a user (admin: deleted user, new password).
 
-        Scans the session keys: rare admin work, so no per-user index is kept
-        (such an index would need its own expiry bookkeeping on every request).
+        Scans the session keys rather than trusting the user's index: sessions stored
+        before the index existed, and the original backend's, are not in it. Rare admin
+        work.
         """
         removed = 0
         async with self._call("SCAN"):
+            await self.client.delete(f"{USER_SESSIONS_PREFIX}{user_id}")
             for prefix in (SESSION_PREFIX, LEGACY_SESSION_PREFIX):
                 batch: list[Any] = []
                 async for key in self.client.scan_iter(match=prefix + "*", count=500):
