@@ -1,4 +1,5 @@
-"""The field tables of docs/crds.md, generated from the CRDs' schemas in crds/.
+"""The field tables of docs/crds.md, generated from the CRDs' schemas in crds/, and the
+reason tables, generated from the operator's vocabulary (chatenv_operator.conditions).
 
     python docs/crd_reference.py           # rewrite the generated tables in docs/crds.md
     python docs/crd_reference.py --check   # exit 1 when they differ from the schemas
@@ -22,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "crds.md"
 CRDS = {"ChatEnvironment": ROOT / "crds" / "chatenvironments.yaml",
         "DevSlot": ROOT / "crds" / "devslots.yaml"}
-BLOCK = re.compile(r"(<!-- generated: (\w+) (spec|status) -->\n)(.*?)(<!-- end generated -->)",
-                   re.DOTALL)
+BLOCK = re.compile(r"(<!-- generated: (\w+) (spec|status|reasons) -->\n)(.*?)"
+                   r"(<!-- end generated -->)", re.DOTALL)
 
 
 def schema(kind: str) -> dict[str, Any]:
@@ -86,9 +87,26 @@ def table(kind: str, part: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reasons(kind: str) -> str:
+    """Every reason ``kind``'s status or Events use, from the operator's one vocabulary."""
+    sys.path.insert(0, str(ROOT / "operator"))
+    from chatenv_operator.conditions import REASONS
+
+    lines = ["| reason | Event | meaning |", "|---|---|---|"]
+    for reason, meaning in REASONS.items():
+        if kind in meaning.kinds:
+            event = meaning.event or "—"
+            text = meaning.text.replace("|", "\\|")
+            lines.append(f"| `{reason.value}` | {event} | {text} |")
+    return "\n".join(lines) + "\n"
+
+
 def render(doc: str) -> str:
     """The document with every generated block rewritten from the schemas."""
-    return BLOCK.sub(lambda m: m.group(1) + table(m.group(2), m.group(3)) + m.group(5), doc)
+    def block(m: re.Match[str]) -> str:
+        body = reasons(m.group(2)) if m.group(3) == "reasons" else table(m.group(2), m.group(3))
+        return m.group(1) + body + m.group(5)
+    return BLOCK.sub(block, doc)
 
 
 def main(argv: list[str]) -> int:

@@ -9,9 +9,8 @@ from typing import Any
 
 from . import readiness
 from .builders import slots as b
-from .kube import Kube, lookup
-
-SECRET = lookup("v1", "Secret")
+from .kinds import SECRET
+from .passes import Once, Pass
 
 
 @dataclass(frozen=True)
@@ -30,28 +29,33 @@ class Agent:
 NO_AGENT = Agent(True, "no agent: spec.agent is not set")
 
 
-def ensure(kube: Kube, devslot: Mapping[str, Any], namespace: str, slot: int | None,
+def ensure(p: Pass, devslot: Mapping[str, Any], namespace: Mapping[str, Any], slot: int | None,
            url: str, operator_namespace: str | None) -> Agent:
     """ServiceAccount, RoleBinding (this namespace only), secret copies, Deployment.
 
     A missing secret holds the Deployment back (its pods could not start without it) and
     is reported, not raised: nothing is wrong with the operator, and retrying at once
-    would not help.
+    would not help. Secrets are not watched: each copy is looked for once per process.
     """
-    kube.ensure(b.agent_service_account(devslot, namespace))
-    kube.ensure(b.agent_role_binding(devslot, namespace))
+    name = namespace["metadata"]["name"]
+    who = Once(devslot["metadata"]["uid"], namespace["metadata"].get("uid", ""))
+    p.ensure_all([b.agent_service_account(devslot, name), b.agent_role_binding(devslot, name)])
     for source in devslot["spec"]["agent"].get("secretRefs") or ():
-        if kube.get(SECRET, b.agent_secret_name(devslot, source), namespace) is not None:
+        copy = b.agent_secret(devslot, name, source, {})
+        if p.memo.known(*who.fact(copy)):
             continue
-        original = kube.get(SECRET, source, operator_namespace) if operator_namespace else None
-        if original is None:
-            where = (f"namespace {operator_namespace}" if operator_namespace
-                     else "the operator's namespace (CHATENV_NAMESPACE is not set)")
-            return Agent(False, "agent waiting for its secret", missing=(
-                f"agent secret {source} not found in {where}: create it there; the agent "
-                "starts once it exists"))
-        kube.create(b.agent_secret(devslot, namespace, source, original.get("data") or {}))
-    deployment, _ = kube.ensure(b.agent_deployment(devslot, namespace, slot=slot, url=url))
+        if p.api.get(SECRET, copy["metadata"]["name"], name) is None:
+            original = (p.api.get(SECRET, source, operator_namespace) if operator_namespace
+                        else None)
+            if original is None:
+                where = (f"namespace {operator_namespace}" if operator_namespace
+                         else "the operator's namespace (CHATENV_NAMESPACE is not set)")
+                return Agent(False, "agent waiting for its secret", missing=(
+                    f"agent secret {source} not found in {where}: create it there; the agent "
+                    "starts once it exists"))
+            p.create_once(who, b.agent_secret(devslot, name, source, original.get("data") or {}))
+        p.memo.learn(*who.fact(copy))
+    deployment = p.ensure(b.agent_deployment(devslot, name, slot=slot, url=url))
     state = readiness.deployment(deployment)
     if not state.ready:
         return Agent(False, f"agent starting ({state.message})")

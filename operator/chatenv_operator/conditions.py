@@ -1,12 +1,128 @@
-"""Status conditions per the Kubernetes API conventions. Pure."""
+"""Status conditions per the Kubernetes API conventions, and their one vocabulary. Pure.
+
+Every condition type and every reason the operator writes (in a condition or an
+Event) is a constant here, with what it means and which Event it records; the
+reason tables of docs/crds.md are generated from ``REASONS`` (docs/crd_reference.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 Condition = dict[str, Any]
+
+
+class Type(StrEnum):
+    """Condition types."""
+
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+
+
+class Reason(StrEnum):
+    """Reasons of conditions and Events, CamelCase as the API conventions ask."""
+
+    READY = "Ready"
+    WAITING_POSTGRES = "WaitingPostgres"
+    WAITING_REDIS = "WaitingRedis"
+    WAITING_JAEGER = "WaitingJaeger"
+    WAITING_CHAT = "WaitingChat"
+    WAITING_INGRESS = "WaitingIngress"
+    SUSPENDED = "Suspended"
+    NAMESPACE_TERMINATING = "NamespaceTerminating"
+    INVALID_SPEC = "InvalidSpec"
+    NAMESPACE_CONFLICT = "NamespaceConflict"
+    APPLY_FAILED = "ApplyFailed"
+    AS_EXPECTED = "AsExpected"
+    APPLIED = "Applied"
+    POOL_EXHAUSTED = "PoolExhausted"
+    PROVISIONING = "Provisioning"
+    AGENT_STARTING = "AgentStarting"
+    AGENT_SECRET_MISSING = "AgentSecretMissing"  # noqa: S105 - a reason, not a secret
+    NO_STAGING_ENVIRONMENT = "NoStagingEnvironment"
+    AMBIGUOUS_STAGING_ENVIRONMENT = "AmbiguousStagingEnvironment"
+    ALLOCATED = "Allocated"
+    EXPIRING_SOON = "ExpiringSoon"
+    EXPIRED = "Expired"
+
+
+NORMAL = "Normal"
+WARNING = "Warning"
+CHATENV, DEVSLOT = "ChatEnvironment", "DevSlot"
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """What a reason says, where it is used, and the Event it records (None: no Event)."""
+
+    kinds: tuple[str, ...]
+    text: str
+    event: str | None = None
+    problem: bool = False
+    """The spec or the cluster stops the environment: Degraded=True and a Warning Event."""
+
+
+_WAITING = "a component is not ready yet; the message lists each one and how far it is"
+REASONS: dict[Reason, Meaning] = {
+    Reason.READY: Meaning((CHATENV, DEVSLOT), "every component (and the agent) is ready; "
+                          "the message says where it answers", NORMAL),
+    Reason.WAITING_POSTGRES: Meaning((CHATENV,), _WAITING + " (PostgreSQL first)"),
+    Reason.WAITING_REDIS: Meaning((CHATENV,), _WAITING + " (Redis first)"),
+    Reason.WAITING_JAEGER: Meaning((CHATENV,), _WAITING + " (Jaeger first)"),
+    Reason.WAITING_CHAT: Meaning((CHATENV,), _WAITING + " (the chat service first)"),
+    Reason.WAITING_INGRESS: Meaning((CHATENV,), _WAITING + " (the Ingress first: no "
+                                    "controller has admitted it)"),
+    Reason.SUSPENDED: Meaning((CHATENV,), "spec.suspended: every workload scaled to zero",
+                              NORMAL),
+    Reason.NAMESPACE_TERMINATING: Meaning(
+        (CHATENV,), "a namespace of that name is still being deleted (a reused slot "
+        "number's); the environment starts once it is gone", NORMAL),
+    Reason.INVALID_SPEC: Meaning(
+        (CHATENV, DEVSLOT), "the spec passed the schema but cannot be realised (a reserved "
+        "namespace, a stage missing from services.yaml, spec.ttl above slots.maxTTL); no "
+        "retries until the spec changes", WARNING, problem=True),
+    Reason.NAMESPACE_CONFLICT: Meaning(
+        (CHATENV,), "the namespace exists and is not this environment's; never adopted, "
+        "the message says what to do", WARNING, problem=True),
+    Reason.APPLY_FAILED: Meaning((CHATENV,), "the API server refused an object; the message "
+                                 "is its answer", WARNING, problem=True),
+    Reason.AS_EXPECTED: Meaning((CHATENV,), "Degraded=False: nothing stops the environment"),
+    Reason.APPLIED: Meaning((CHATENV,), "Event only: the objects a pass created or changed",
+                            NORMAL),
+    Reason.POOL_EXHAUSTED: Meaning((DEVSLOT,), "every slot number is taken: queued, with "
+                                   "status.queuePosition", NORMAL),
+    Reason.PROVISIONING: Meaning((DEVSLOT,), "the slot's environment is starting or taking "
+                                 "a new spec"),
+    Reason.AGENT_STARTING: Meaning((DEVSLOT,), "the environment is ready, the agent is "
+                                   "rolling out"),
+    Reason.AGENT_SECRET_MISSING: Meaning(
+        (DEVSLOT,), "a Secret of spec.agent.secretRefs is not in the operator's namespace: "
+        "the agent waits (looked for every 30 s), the rest of the slot runs", WARNING),
+    Reason.NO_STAGING_ENVIRONMENT: Meaning((DEVSLOT,), "repair mode needs the ai-staging "
+                                           "environment, and there is none"),
+    Reason.AMBIGUOUS_STAGING_ENVIRONMENT: Meaning((DEVSLOT,), "repair mode needs exactly one "
+                                                  "ai-staging environment, and there are "
+                                                  "several"),
+    Reason.ALLOCATED: Meaning((DEVSLOT,), "Event only: the DevSlot took a slot number", NORMAL),
+    Reason.EXPIRING_SOON: Meaning((DEVSLOT,), "Event only: the TTL runs out within "
+                                  "slots.expiryWarning (chatenv touch extends it)", WARNING),
+    Reason.EXPIRED: Meaning((DEVSLOT,), "Event only: the TTL ran out; the operator deletes "
+                            "the DevSlot", NORMAL),
+}
+PROBLEMS = frozenset(r for r, m in REASONS.items() if m.problem)
+
+
+def meaning(reason: str) -> Meaning | None:
+    """What a reason found in a status means; None for one not of this vocabulary."""
+    try:
+        return REASONS.get(Reason(reason))
+    except ValueError:
+        return None
 
 
 def format_time(when: datetime) -> str:
@@ -44,7 +160,7 @@ def set_condition(conditions: Sequence[Mapping[str, Any]], *, type: str, status:
         new["observedGeneration"] = generation
     out = [dict(c) for c in conditions if c.get("type") != type]
     out.append(new)
-    order = {"Ready": 0, "Progressing": 1, "Degraded": 2}
+    order = {Type.READY: 0, Type.PROGRESSING: 1, Type.DEGRADED: 2}
     return sorted(out, key=lambda c: (order.get(c["type"], 9), c["type"]))
 
 

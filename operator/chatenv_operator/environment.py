@@ -68,6 +68,8 @@ class Environment:
     limit_default: Mapping[str, str] = field(default_factory=dict)
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     ingress_port: int | None = None
+    generation: int = 0
+    """The ChatEnvironment's metadata.generation (what its status reports on)."""
 
     @property
     def url(self) -> str:
@@ -174,4 +176,5 @@ def resolve(body: Mapping[str, Any], config: ProjectConfig, *,
         limit_default_request=d.limit_default_request,
         limit_default=d.limit_default,
         extra_labels=labels,
+        generation=int(meta.get("generation") or 0),
     )

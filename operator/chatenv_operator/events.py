@@ -8,11 +8,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .conditions import format_time
+from .conditions import NORMAL, WARNING, format_time
 from .constants import EVENTS_NAMESPACE, MANAGED_BY
 
-NORMAL = "Normal"
-WARNING = "Warning"
+__all__ = ["NORMAL", "WARNING", "event"]
 
 
 def event(obj: Mapping[str, Any], *, type: str, reason: str, message: str,

@@ -1,82 +1,42 @@
 """The operator's only door to the Kubernetes API.
 
 Plain dictionaries in and out (the builders produce them), server-side apply
-under one field manager, and a compare-before-write ``ensure`` so that a
-reconcile that changes nothing sends no write requests. Transient failures
-(429, 5xx, timeouts, dropped connections) are retried here with exponential
-backoff; everything else surfaces as ``ApiError`` with the server's message.
-Every request is counted by verb and status code, for the metrics endpoint and the tests.
+under one field manager, creation by name (a 409 answers "exists"), deletion
+with a UID precondition, status patches, Events, and the list-then-watch
+streams that feed the cache (``watching``). Transient failures (429, 5xx,
+timeouts, dropped connections) are retried here with exponential backoff;
+everything else surfaces as ``ApiError`` with the server's message. Every
+request is counted by verb and status code, for the metrics endpoint and the
+tests.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import logging
-import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote
 
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from .constants import ANNOTATION_SPEC_HASH, FIELD_MANAGER
+from . import logs
+from .constants import FIELD_MANAGER
+from .kinds import EVENT, Kind, kind_of, lookup
+
+__all__ = ["ApiError", "Kind", "Kube", "RequestCounter", "kind_of", "lookup"]
 
 log = logging.getLogger(__name__)
 
 Manifest = dict[str, Any]
+Manifests = list[Manifest]
 
-
-@dataclass(frozen=True)
-class Kind:
-    api_version: str
-    kind: str
-    plural: str
-    namespaced: bool
-
-    def path(self, namespace: str | None = None, name: str | None = None) -> str:
-        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace, safe='')}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{quote(name, safe='')}"
-        return base
-
-
-KINDS: dict[tuple[str, str], Kind] = {
-    (k.api_version, k.kind): k
-    for k in (
-        Kind("v1", "Namespace", "namespaces", False),
-        Kind("v1", "ConfigMap", "configmaps", True),
-        Kind("v1", "Secret", "secrets", True),
-        Kind("v1", "Service", "services", True),
-        Kind("v1", "ServiceAccount", "serviceaccounts", True),
-        Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True),
-        Kind("v1", "PersistentVolume", "persistentvolumes", False),
-        Kind("v1", "ResourceQuota", "resourcequotas", True),
-        Kind("v1", "LimitRange", "limitranges", True),
-        Kind("v1", "Event", "events", True),
-        Kind("v1", "Pod", "pods", True),
-        Kind("apps/v1", "Deployment", "deployments", True),
-        Kind("apps/v1", "StatefulSet", "statefulsets", True),
-        Kind("batch/v1", "Job", "jobs", True),
-        Kind("networking.k8s.io/v1", "Ingress", "ingresses", True),
-        Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True),
-        Kind("rbac.authorization.k8s.io/v1", "Role", "roles", True),
-        Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True),
-        Kind("chatenv.dev/v1alpha1", "ChatEnvironment", "chatenvironments", False),
-        Kind("chatenv.dev/v1alpha1", "DevSlot", "devslots", False),
-    )
-}
-
+CONNECTIONS = 64
+WATCH_SECONDS = 290  # the server ends each watch after this; it is resumed where it stopped
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -100,87 +60,9 @@ class ApiError(Exception):
         return self.status == 403 and "because it is being terminated" in self.message
 
 
-def kind_of(manifest: Mapping[str, Any]) -> Kind:
-    try:
-        return KINDS[(manifest["apiVersion"], manifest["kind"])]
-    except KeyError:
-        what = f"{manifest.get('apiVersion')}/{manifest.get('kind')}"
-        raise ValueError(f"unknown kind {what}") from None
-
-
-def lookup(api_version: str, kind: str) -> Kind:
-    return KINDS[(api_version, kind)]
-
-
-def manifest_hash(manifest: Mapping[str, Any]) -> str:
-    """A stable digest of what we apply (without the hash annotation itself)."""
-    data = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(data.encode()).hexdigest()[:16]
-
-
-def with_hash(manifest: Manifest) -> Manifest:
-    """The manifest with its own hash recorded in an annotation."""
-    digest = manifest_hash(manifest)
-    meta = dict(manifest.get("metadata", {}))
-    meta["annotations"] = {**meta.get("annotations", {}), ANNOTATION_SPEC_HASH: digest}
-    return {**manifest, "metadata": meta}
-
-
-def is_subset(desired: Any, live: Any) -> bool:
-    """True when every field we set has that value in the live object.
-
-    Fields the server adds (defaults, status, metadata) are ignored; lists
-    must match item by item, each item compared the same way.
-    """
-    if isinstance(desired, Mapping):
-        if not isinstance(live, Mapping):
-            return False
-        return all(k in live and is_subset(v, live[k]) for k, v in desired.items())
-    if isinstance(desired, list):
-        return (isinstance(live, list) and len(desired) == len(live)
-                and all(is_subset(d, v) for d, v in zip(desired, live, strict=True)))
-    if desired == live:
-        return True
-    # The server stores quantities canonically ("0.5" comes back as "500m").
-    a, b = quantity(desired), quantity(live)
-    return a is not None and a == b
-
-
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$")
-_SUFFIX: dict[str, int | Decimal] = {
-           "": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
-           "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-
-
-def quantity(value: Any) -> Decimal | None:
-    """A Kubernetes quantity's value, or None when ``value`` is not a quantity string."""
-    if not isinstance(value, str):
-        return None
-    match = _QUANTITY.match(value)
-    if not match:
-        return None
-    number, suffix = match.group(1), match.group(2) or ""
-    try:
-        base = Decimal(number)
-    except InvalidOperation:
-        return None
-    if suffix[:1] in ("e", "E") and len(suffix) > 1:
-        return base * Decimal(10) ** int(suffix[1:])
-    return base * _SUFFIX[suffix]
-
-
-def up_to_date(desired: Manifest, live: Manifest | None) -> bool:
-    """Skip the write: our last apply is unchanged and nobody edited our fields since."""
-    if live is None:
-        return False
-    applied = live.get("metadata", {}).get("annotations", {}).get(ANNOTATION_SPEC_HASH)
-    return applied == desired["metadata"]["annotations"][ANNOTATION_SPEC_HASH] and is_subset(
-        desired, live)
-
-
 class RequestCounter:
-    """Counts API requests by HTTP verb and status code; thread-safe.
+    """Counts API requests by HTTP verb and status code, and by the controller whose
+    reconcile sent them (the one bound in the logging context); thread-safe.
 
     The code is the HTTP status, or "error" when no response came (a dropped
     connection, a timeout). Every attempt counts, retries included.
@@ -189,10 +71,18 @@ class RequestCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._by_controller: collections.Counter[str] = collections.Counter()
 
     def add(self, verb: str, code: int) -> None:
+        controller = logs.current("controller")
         with self._lock:
             self._counts[verb, str(code) if code else "error"] += 1
+            if controller:
+                self._by_controller[controller] += 1
+
+    def by_controller(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._by_controller)
 
     def snapshot(self) -> dict[tuple[str, str], int]:
         with self._lock:
@@ -227,6 +117,8 @@ class Kube:
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=kubeconfig, client_configuration=configuration)
         configuration.retries = False
+        # Passes apply concurrently and every watch holds a connection: keep them pooled.
+        configuration.connection_pool_maxsize = CONNECTIONS
         return cls(client.ApiClient(configuration))
 
     # ------------------------------------------------------------------ transport
@@ -275,9 +167,46 @@ class Kube:
 
     def list(self, kind: Kind, namespace: str | None = None, *,
              label_selector: str | None = None) -> list[Manifest]:
+        return self.list_with_version(kind, namespace, label_selector=label_selector)[0]
+
+    def list_with_version(self, kind: Kind, namespace: str | None = None, *,
+                          label_selector: str | None = None) -> tuple[Manifests, str]:
+        """The objects and the list's resourceVersion, where a watch resumes from."""
         query = {"labelSelector": label_selector} if label_selector else {}
         result = self.request("GET", kind.path(namespace), query=query)
-        return list(result.get("items", []))
+        return list(result.get("items", [])), str(result["metadata"].get("resourceVersion", ""))
+
+    def watch(self, kind: Kind, since: str, *, label_selector: str | None = None
+              ) -> Iterator[Manifest]:
+        """The watch events of ``kind`` after resourceVersion ``since`` (bookmarks included),
+        until the server ends the stream; ``ApiError`` when it refuses to start one."""
+        query = {"watch": "true", "resourceVersion": since, "allowWatchBookmarks": "true",
+                 "timeoutSeconds": str(WATCH_SECONDS)}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        _, url, headers, _, _ = self.api.param_serialize(
+            "GET", kind.path(), query_params=list(query.items()),
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        try:
+            response = self.api.call_api("GET", url, header_params=headers,
+                                         _request_timeout=(10, WATCH_SECONDS + 30))
+        except ApiException as e:
+            self.counter.add("GET", int(e.status or 0))
+            raise _api_error(int(e.status or 0), e.reason, e.body) from None
+        self.counter.add("GET", response.status)
+        raw = response.response  # the urllib3 response, not read yet: a stream of JSON lines
+        if response.status >= 400:
+            raise _api_error(response.status, response.reason, raw.read())
+        try:
+            pending = b""
+            for chunk in raw.stream(amt=None, decode_content=False):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            raw.release_conn()
 
     def apply(self, manifest: Manifest, *, force: bool = True) -> Manifest:
         """Server-side apply under our field manager."""
@@ -288,27 +217,26 @@ class Kube:
             "PATCH", kind.path(meta.get("namespace"), meta["name"]), body=manifest, query=query,
             content_type="application/apply-patch+yaml")
 
-    def ensure(self, manifest: Manifest) -> tuple[Manifest, bool]:
-        """Apply unless the live object already matches; returns (object, written)."""
-        desired = with_hash(manifest)
-        kind = kind_of(desired)
-        meta = desired["metadata"]
-        live = self.get(kind, meta["name"], meta.get("namespace"))
-        if live is not None and up_to_date(desired, live):
-            return live, False
+    def apply_over(self, manifest: Manifest, live: Manifest | None) -> Manifest:
+        """Apply ``manifest`` over ``live`` (None: it does not exist yet).
+
+        A hand edit of a list's key (a Service port, say) leaves the edited item owned by
+        another manager, and the apply is then refused (or would add a duplicate item):
+        a merge patch replaces the whole lists first, and the apply after it takes
+        ownership back.
+        """
         try:
-            return self.apply(desired), True
+            return self.apply(manifest)
         except ApiError as e:
             if live is None or e.status != 422:
                 raise
             rejection = e.message
-        # A hand edit of a list's key (a Service port, say) leaves the edited item owned by
-        # another manager, and our apply then adds a duplicate. A merge patch replaces
-        # whole lists; the apply after it takes ownership back.
-        log.info("%s/%s: apply rejected (%s); replacing the edited fields", desired["kind"],
+        meta = manifest["metadata"]
+        log.info("%s/%s: apply rejected (%s); replacing the edited fields", manifest["kind"],
                  meta["name"], rejection)
-        self.merge_patch(kind, meta["name"], _without_metadata(desired), meta.get("namespace"))
-        return self.apply(desired), True
+        self.merge_patch(kind_of(manifest), meta["name"], _without_metadata(manifest),
+                         meta.get("namespace"))
+        return self.apply(manifest)
 
     def create(self, manifest: Manifest) -> Manifest | None:
         """Create the object; None when it already exists (creation by name is a lock)."""
@@ -353,7 +281,7 @@ class Kube:
         reconcile fails (and retries its writes) over a lost Event."""
         for event in items:
             try:
-                self.request("POST", KINDS[("v1", "Event")].path(
+                self.request("POST", EVENT.path(
                     event["metadata"]["namespace"]), body=event)
             except ApiError as e:
                 log.warning("could not record event %s: %s", event["reason"], e)

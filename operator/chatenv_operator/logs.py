@@ -34,6 +34,11 @@ def bound(**fields: str) -> Iterator[None]:
         _FIELDS.reset(token)
 
 
+def current(name: str) -> str | None:
+    """A field bound in this context (the controller a request is sent for, say)."""
+    return _FIELDS.get().get(name)
+
+
 def fields(record: logging.LogRecord) -> dict[str, str]:
     """The object fields of a line: bound ones, kopf's object reference, explicit extras."""
     out = dict(_FIELDS.get())

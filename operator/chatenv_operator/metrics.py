@@ -39,6 +39,10 @@ DEVSLOT_PHASES = ("Pending", "Queued", "Provisioning", "Ready", "Expiring")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+Views = Callable[[], Iterable[tuple[str, int, int]]]
+"""Per watched kind: its name, the objects in view, the listings after the first."""
+
+
 @dataclass
 class Watched:
     """What the watches last showed, kept by the runtime: name -> phase per kind."""
@@ -51,10 +55,11 @@ class _LiveCollector(Collector):
     """Reads the request counter, the work queues and the watched phases at scrape time."""
 
     def __init__(self, requests: RequestCounter, controllers: Callable[[], Iterable[Controller]],
-                 watched: Watched) -> None:
+                 watched: Watched, views: Views) -> None:
         self.requests = requests
         self.controllers = controllers
         self.watched = watched
+        self.views = views
 
     def collect(self) -> Iterator[Metric]:
         api = CounterMetricFamily("chatenv_api_requests",
@@ -64,6 +69,14 @@ class _LiveCollector(Collector):
         for (verb, code), count in sorted(self.requests.snapshot().items()):
             api.add_metric([verb, code], count)
         yield api
+        sent = CounterMetricFamily("chatenv_reconcile_api_requests",
+                                   "API requests sent by reconcile passes, by controller "
+                                   "(a pass over objects as specified sends none).",
+                                   labels=["controller"])
+        by_controller = self.requests.by_controller()
+        for c in self.controllers():
+            sent.add_metric([c.name], by_controller.get(c.name, 0))
+        yield sent
         yield from self._queues(list(self.controllers()))
         yield from self._phases("chatenv_environments", "ChatEnvironments by status.phase.",
                                 self.watched.environments, ENVIRONMENT_PHASES)
@@ -75,6 +88,18 @@ class _LiveCollector(Collector):
         for name, phase in sorted(self.watched.environments.items()):
             each.add_metric([name, phase], 1)
         yield each
+        cached = GaugeMetricFamily("chatenv_cache_objects",
+                                   "Objects in the operator's watch-fed view, by kind.",
+                                   labels=["kind"])
+        relists = CounterMetricFamily("chatenv_watch_relists",
+                                      "Times a watch started over with a new listing (after "
+                                      "an error or an expired resourceVersion), by kind.",
+                                      labels=["kind"])
+        for kind, objects, restarts in self.views():
+            cached.add_metric([kind], objects)
+            relists.add_metric([kind], restarts)
+        yield cached
+        yield relists
 
     @staticmethod
     def _queues(controllers: list[Controller]) -> Iterator[Metric]:
@@ -89,6 +114,9 @@ class _LiveCollector(Collector):
              "Keys put back on the work queue after a failure.", lambda c: c.stats.failures),
             (GaugeMetricFamily, "chatenv_workqueue_depth",
              "Keys queued or being reconciled.", lambda c: c.depth),
+            (GaugeMetricFamily, "chatenv_workqueue_workers",
+             "Workers running: they follow the queue, up to CHATENV_WORKERS.",
+             lambda c: c.workers),
             (GaugeMetricFamily, "chatenv_workqueue_oldest_item_age_seconds",
              "How long the longest-waiting queued key has waited.", lambda c: c.oldest_age),
         )
@@ -114,7 +142,7 @@ class Metrics:
     """The operator's instruments. Also the controllers' observer (``controller.Observer``)."""
 
     def __init__(self, requests: RequestCounter, controllers: Callable[[], Iterable[Controller]],
-                 watched: Watched) -> None:
+                 watched: Watched, views: Views = list) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -123,7 +151,7 @@ class Metrics:
              registry=self.registry).info({"version": _version("chatenv"),
                                            "kopf_version": _version("kopf"),
                                            "python_version": platform.python_version()})
-        self.registry.register(_LiveCollector(requests, controllers, watched))
+        self.registry.register(_LiveCollector(requests, controllers, watched, views))
         self.duration = Histogram(
             "chatenv_reconcile_duration_seconds", "Time one reconcile pass took.",
             ["controller"], buckets=DURATION_BUCKETS, registry=self.registry)

@@ -1,7 +1,7 @@
 """A ChatEnvironment's status and Events: conditions, phase, per-component readiness, the
 images that run; written only when they changed, with a log line for what changed the
 environment. Pure builders of the status (``summarize``, ``failed``, ``progressing``,
-``workloads``, ``changes``), and ``publish``, which sends them.
+``workloads``, ``changes``), and ``publish``, the one writer of this kind's status.
 """
 
 from __future__ import annotations
@@ -13,16 +13,24 @@ from typing import Any
 
 from . import readiness
 from .builders.common import Manifest, selector_labels
-from .conditions import get_condition, is_true, replace_map, set_condition
-from .constants import CHAT_NAME, CHATENV_KIND, GROUP, JAEGER_NAME, POSTGRES_NAME, REDIS_NAME
+from .conditions import (
+    NORMAL,
+    PROBLEMS,
+    WARNING,
+    Reason,
+    Type,
+    get_condition,
+    is_true,
+    meaning,
+    replace_map,
+    set_condition,
+)
+from .constants import CHAT_NAME, JAEGER_NAME, POSTGRES_NAME, REDIS_NAME
 from .environment import Environment
-from .events import NORMAL, WARNING, event
-from .kube import ApiError, Kube, lookup
+from .events import event
+from .passes import Pass
 
 log = logging.getLogger(__name__)
-
-CHATENV = lookup(f"{GROUP}/v1alpha1", CHATENV_KIND)
-
 
 WORKLOADS = {"postgres": f"StatefulSet/{POSTGRES_NAME}", "redis": f"Deployment/{REDIS_NAME}",
              "jaeger": f"Deployment/{JAEGER_NAME}", "chat": f"Deployment/{CHAT_NAME}"}
@@ -50,18 +58,21 @@ def workloads(env: Environment, live: Mapping[str, Manifest | None],
             "selector": selector}
 
 
+Verdict = tuple[bool, Reason, str]
+HEALTHY: Verdict = (False, Reason.AS_EXPECTED, "no errors")
+
+
 def _conditions(old: Mapping[str, Any], generation: int | None, now: datetime | None,
-                ready: tuple[bool, str, str], progressing: tuple[bool, str, str],
-                degraded: tuple[bool, str, str]) -> list[dict[str, Any]]:
+                ready: Verdict, progressing: Verdict, degraded: Verdict) -> list[dict[str, Any]]:
     conds = list(old.get("conditions") or [])
-    for type_, (value, reason, message) in (("Ready", ready), ("Progressing", progressing),
-                                            ("Degraded", degraded)):
+    for type_, (value, reason, message) in ((Type.READY, ready), (Type.PROGRESSING, progressing),
+                                            (Type.DEGRADED, degraded)):
         conds = set_condition(conds, type=type_, status=value, reason=reason, message=message,
                               generation=generation, now=now)
     return conds
 
 
-def failed(old: Mapping[str, Any], generation: int | None, reason: str, message: str,
+def failed(old: Mapping[str, Any], generation: int | None, reason: Reason, message: str,
             now: datetime | None, *, namespace: str | None = None,
             url: str | None = None) -> dict[str, Any]:
     status = {**old, "observedGeneration": generation, "phase": "Failed",
@@ -76,7 +87,7 @@ def failed(old: Mapping[str, Any], generation: int | None, reason: str, message:
 
 
 def progressing(old: Mapping[str, Any], env: Environment, generation: int | None,
-                 components: Mapping[str, readiness.Readiness], reason: str, message: str,
+                 components: Mapping[str, readiness.Readiness], reason: Reason, message: str,
                  now: datetime | None) -> dict[str, Any]:
     return {
         **old,
@@ -87,7 +98,7 @@ def progressing(old: Mapping[str, Any], env: Environment, generation: int | None
         "components": {k: v.to_status() for k, v in components.items()} or old.get(
             "components", {}),
         "conditions": _conditions(old, generation, now, (False, reason, message),
-                                  (True, reason, message), (False, "AsExpected", "no errors")),
+                                  (True, reason, message), HEALTHY),
     }
 
 
@@ -103,30 +114,28 @@ def summarize(old: Mapping[str, Any], env: Environment, generation: int | None,
         "url": env.url,
         "components": {n: components[n].to_status() for n in order if n in components},
     }
-    healthy = (False, "AsExpected", "no errors")
+    healthy = HEALTHY
     if env.suspended:
         settled = not pending
         status["phase"] = "Suspended"
         status["conditions"] = _conditions(
-            old, generation, now, (False, "Suspended", "suspended: workloads scaled to zero"),
-            (not settled, "Suspended", "scaling down" if not settled else "scaled to zero"),
+            old, generation, now, (False, Reason.SUSPENDED, "suspended: workloads scaled to zero"),
+            (not settled, Reason.SUSPENDED, "scaling down" if not settled else "scaled to zero"),
             healthy)
     elif pending:
         first = pending[0]
         message = "; ".join(f"{n}: {components[n].message}" for n in pending)
-        reason = f"Waiting{first.capitalize()}"
+        reason = Reason(f"Waiting{first.capitalize()}")
         status["phase"] = "Provisioning"
         status["conditions"] = _conditions(old, generation, now, (False, reason, message),
                                            (True, reason, message), healthy)
     else:
         status["phase"] = "Ready"
         status["conditions"] = _conditions(
-            old, generation, now, (True, "Ready", f"all components ready at {env.url}"),
-            (False, "Ready", "rolled out"), healthy)
+            old, generation, now, (True, Reason.READY, f"all components ready at {env.url}"),
+            (False, Reason.READY, "rolled out"), healthy)
     return status
 
-
-PROBLEMS = ("InvalidSpec", "NamespaceConflict", "ApplyFailed")
 
 
 def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -144,7 +153,7 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     for component, image in sorted((new.get("images") or {}).items()):
         if image and old_images.get(component) and image != old_images[component]:
             out.append(f"{component} image rolled: {old_images[component]} -> {image}")
-    before, after = get_condition(old, "Ready"), get_condition(new, "Ready")
+    before, after = get_condition(old, Type.READY), get_condition(new, Type.READY)
     if after and after["reason"] in PROBLEMS and (
             before is None or (before["reason"], before["message"]) != (after["reason"],
                                                                         after["message"])):
@@ -152,36 +161,66 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def publish(kube: Kube, body: Mapping[str, Any], old: Mapping[str, Any],
-             new: Mapping[str, Any], now: datetime | None, writes: list[str] | None = None) -> None:
-    """Write the status and record Events, each only when something changed."""
-    name = body["metadata"]["name"]
-    if dict(new) != dict(old):
-        try:
-            kube.patch_status(CHATENV, name, new)
-        except ApiError as e:
-            if e.status != 404:  # deleted meanwhile: nothing to report on
-                raise
-            return
-        for change in changes(old, new):
-            log.info("%s", change)
+PROGRESS_NOTES = ("components", "replicas")
+"""Status fields that move with every step of a rollout."""
+
+
+def _essentials(status: Mapping[str, Any]) -> dict[str, Any]:
+    return {**{k: v for k, v in status.items() if k not in PROGRESS_NOTES},
+            "conditions": [{k: v for k, v in c.items() if k != "message"}
+                           for c in status.get("conditions") or ()]}
+
+
+def worth_writing(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a status write is due: something changed, other than the progress notes of
+    an environment still on its way (each component's state, the pods that exist, the
+    messages). Those are written with the next change that matters — a condition's
+    reason, the phase, a new generation — so a rollout costs a few status writes, not
+    one per step of every workload. Pure."""
+    if dict(new) == dict(old):
+        return False
+    if is_true(old, Type.PROGRESSING) and is_true(new, Type.PROGRESSING):
+        return _essentials(old) != _essentials(new)
+    return True
+
+
+def events_for(body: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any],
+               writes: list[str], now: datetime | None) -> list[dict[str, Any]]:
+    """The Events a change of status records: what was applied, and a Ready condition that
+    took a reason worth an Event (``conditions.REASONS``). Pure."""
     events = []
     if writes:
-        events.append(event(body, type=NORMAL, reason="Applied", now=now,
+        events.append(event(body, type=NORMAL, reason=Reason.APPLIED, now=now,
                             message="applied " + ", ".join(writes)))
-    before, after = get_condition(old, "Ready"), get_condition(new, "Ready")
-    assert after is not None
-    if before is None or (before["status"], before["reason"], before["message"]) != (
-            after["status"], after["reason"], after["message"]):
-        if after["status"] == "True":
-            events.append(event(body, type=NORMAL, reason="Ready", message=after["message"],
-                                now=now))
-        elif is_true(new, "Degraded"):
-            events.append(event(body, type=WARNING, reason=after["reason"],
-                                message=after["message"], now=now))
-        elif before is None or before["reason"] != after["reason"]:
-            events.append(event(body, type=NORMAL, reason=after["reason"],
-                                message=after["message"], now=now))
+    before, after = get_condition(old, Type.READY), get_condition(new, Type.READY)
+    if after is None or (before is not None and (before["status"], before["reason"],
+                                                 before["message"]) == (
+            after["status"], after["reason"], after["message"])):
+        return events
+    said = meaning(after["reason"])
+    if after["status"] == "True":
+        events.append(event(body, type=NORMAL, reason=Reason.READY, message=after["message"],
+                            now=now))
+    elif is_true(new, Type.DEGRADED):
+        events.append(event(body, type=WARNING, reason=after["reason"],
+                            message=after["message"], now=now))
+    elif said and said.event and (before is None or before["reason"] != after["reason"]):
+        events.append(event(body, type=said.event, reason=after["reason"],
+                            message=after["message"], now=now))
     for i, ev in enumerate(events):  # several events of one pass share a timestamp
         ev["metadata"]["name"] += f"{i}"
-    kube.events(events)
+    return events
+
+
+def publish(p: Pass, body: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """The one writer of a ChatEnvironment's status: writes it when ``worth_writing``, and
+    records the pass's Events (``events_for``)."""
+    old = dict(body.get("status") or {})
+    if not worth_writing(old, new):
+        new = old  # nothing worth saying about the status; the writes still are
+    elif not p.patch_status(body, new):
+        return  # deleted meanwhile: nothing to report on
+    else:
+        for change in changes(old, new):
+            log.info("%s", change)
+    p.events(events_for(body, old, new, p.writes, p.now))

@@ -1,4 +1,5 @@
-"""Wiring of one operator process: settings, config, API access and the controllers."""
+"""Wiring of one operator process: settings, config, the watches and their cache, the
+controllers, and the routing of watch events to the controllers' queues."""
 
 from __future__ import annotations
 
@@ -12,21 +13,24 @@ from typing import Any
 
 from aiohttp import web
 
-from . import metrics
+from . import metrics, watching
+from .cache import Store
 from .config import ProjectConfig
-from .constants import CHATENV_KIND, DEVSLOT_KIND, GROUP, LABEL_DEVSLOT, LABEL_ENVIRONMENT
+from .constants import LABEL_DEVSLOT, LABEL_ENVIRONMENT
 from .controller import Controller
-from .kube import ApiError, Kube, lookup
+from .kinds import CHATENV, DEVSLOT, WATCHED, Kind, Watch
+from .kube import ApiError, Kube
+from .passes import Memo, Pass, concurrently
+from .pool import reconcile_pool
 from .reconcile import Result, reconcile_environment
 from .settings import Settings
-from .slots import reconcile_devslot, reconcile_pool
+from .slots import reconcile_devslot
 from .sweep import sweep
 
 log = logging.getLogger(__name__)
 
-CHATENV = lookup(f"{GROUP}/v1alpha1", CHATENV_KIND)
-DEVSLOT = lookup(f"{GROUP}/v1alpha1", DEVSLOT_KIND)
 POOL, SWEEP = "pool", "sweep"
+SYNC_TIMEOUT = 120.0
 
 
 def _essence(body: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -54,6 +58,9 @@ class Runtime:
     settings: Settings
     config: ProjectConfig
     kube: Kube
+    cache: Store = field(default_factory=Store)
+    memo: Memo = field(default_factory=Memo)
+    reflectors: list[watching.Reflector] = field(init=False)
     environments: Controller = field(init=False)
     devslots: Controller = field(init=False)
     pool: Controller = field(init=False)
@@ -63,44 +70,59 @@ class Runtime:
     _first_seen: dict[str, datetime] = field(default_factory=dict)
     _metrics: web.AppRunner | None = None
     _loop: asyncio.AbstractEventLoop = field(init=False)
+    _requests: concurrent.futures.ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
         workers, resync = self.settings.workers, self.settings.resync_seconds
+        self.reflectors = [watching.Reflector(self.kube, w, self.cache, self._watched)
+                           for w in WATCHED]
         self.instruments = metrics.Metrics(self.kube.counter, lambda: self.controllers,
-                                           self.watched)
+                                           self.watched, self._views)
         self.environments = Controller("chatenvironment", self.reconcile_environment,
-                                       workers=workers, resync_interval=resync,
-                                       kind=CHATENV_KIND, observer=self.instruments)
-        self.devslots = Controller("devslot", self.reconcile_devslot, workers=workers,
-                                   resync_interval=resync, kind=DEVSLOT_KIND,
+                                       max_workers=workers, resync_interval=resync,
+                                       kind=CHATENV.kind, observer=self.instruments)
+        self.devslots = Controller("devslot", self.reconcile_devslot, max_workers=workers,
+                                   resync_interval=resync, kind=DEVSLOT.kind,
                                    observer=self.instruments)
         # One worker: allocation passes never overlap, so the queue order is kept.
-        self.pool = Controller("pool", self.reconcile_pool, workers=1, resync_interval=resync,
-                               kind="DevSlotPool", observer=self.instruments)
+        self.pool = Controller("pool", self.reconcile_pool, max_workers=1,
+                               resync_interval=resync, kind="DevSlotPool",
+                               observer=self.instruments)
+        # The requests of a pass that do not depend on each other go out together.
+        self._requests = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.settings.concurrent_requests, thread_name_prefix="request")
 
     @property
     def controllers(self) -> list[Controller]:
         return [self.environments, self.devslots, self.pool]
 
+    def _views(self) -> list[tuple[str, int, int]]:
+        sizes = self.cache.sizes()
+        return [(r.what.kind.kind, sizes.get(r.what.kind.kind, 0), r.relists)
+                for r in self.reflectors]
+
     # ------------------------------------------------------------------ reconcile
 
+    def new_pass(self) -> Pass:
+        return Pass(self.kube, self.cache, self.memo, run_all=concurrently(self._requests))
+
     def reconcile_environment(self, name: str) -> Result:
-        body = self.kube.get(CHATENV, name)
+        body = self.cache.get(CHATENV, name)
         if body is None:
             return Result(gone=True)
         if body["metadata"].get("deletionTimestamp"):
             return Result()  # being deleted: the garbage collector takes the rest
-        return reconcile_environment(self.kube, body, self.config,
+        return reconcile_environment(self.new_pass(), body, self.config,
                                      operator_namespace=self.settings.namespace)
 
     def reconcile_devslot(self, name: str) -> Result:
-        body = self.kube.get(DEVSLOT, name)
+        body = self.cache.get(DEVSLOT, name)
         if body is None:
             return Result(gone=True)
         if body["metadata"].get("deletionTimestamp"):
             return Result()
         try:
-            return reconcile_devslot(self.kube, body, self.config,
+            return reconcile_devslot(self.new_pass(), body, self.config,
                                      operator_namespace=self.settings.namespace)
         except ApiError as e:
             if e.namespace_terminating:  # the slot is going away under our feet
@@ -111,7 +133,7 @@ class Runtime:
         if key == SWEEP:
             sweep(self.kube, grace=timedelta(seconds=self.settings.orphan_grace_seconds))
             return Result(requeue_after=self.settings.sweep_seconds)
-        report = reconcile_pool(self.kube, self.config, first_seen=self._first_seen,
+        report = reconcile_pool(self.new_pass(), self.config, first_seen=self._first_seen,
                                 wake=self._wake_devslot)
         self.instruments.pool(size=self.config.slots.max_slots, used=report.used,
                           queued=report.queued)
@@ -122,6 +144,20 @@ class Runtime:
         self._loop.call_soon_threadsafe(self.devslots.enqueue, name)
 
     # ------------------------------------------------------------------ events
+
+    def _watched(self, what: Watch, event_type: str, obj: Mapping[str, Any]) -> None:
+        # Called from a watch's thread: hand the event over to the event loop.
+        self._loop.call_soon_threadsafe(self.observe, what.kind, event_type, obj)
+
+    def observe(self, kind: Kind, event_type: str, obj: Mapping[str, Any]) -> None:
+        """Route a watch event: an object of ours changed, or one it owns did."""
+        meta = obj.get("metadata") or {}
+        if kind is CHATENV:
+            self.observe_environment(event_type, meta["name"], obj)
+        elif kind is DEVSLOT:
+            self.observe_devslot(event_type, meta["name"], obj)
+        else:
+            self.observe_child(meta.get("labels") or {})
 
     def _changed(self, kind: str, event_type: str | None, name: str,
                  body: Mapping[str, Any]) -> bool:
@@ -145,6 +181,7 @@ class Runtime:
             return
         if event_type == "DELETED":
             self.environments.forget(name)
+            self.memo.forget(body.get("metadata", {}).get("uid") or "")
             if owner:
                 self.pool.enqueue(POOL)  # a slot number came free
             return
@@ -160,6 +197,7 @@ class Runtime:
             return
         if event_type == "DELETED":
             self.devslots.forget(name)
+            self.memo.forget(uid or "")
             self._first_seen.pop(uid or "", None)
         else:
             self.devslots.enqueue(name)
@@ -176,20 +214,32 @@ class Runtime:
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         # Reconciles block on the API client in threads: size the pool for every worker.
-        threads = sum(c.workers for c in self.controllers) + 4
+        threads = sum(c.max_workers for c in self.controllers) + 4
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="reconcile"))
+        watching.start(self.reflectors)
+        # No pass before every kind is listed: an empty view would mean "create it all".
+        if not await asyncio.to_thread(self._wait_synced, SYNC_TIMEOUT):
+            raise RuntimeError(f"the watches did not list every kind within {SYNC_TIMEOUT} s")
+        log.info("watching %d kinds: %s", len(self.reflectors), ", ".join(
+            f"{k} {n}" for k, n in sorted(self.cache.sizes().items())))
         for controller in self.controllers:
             controller.start()
         self.pool.enqueue(POOL)
         self.pool.enqueue(SWEEP, delay=self.settings.sweep_seconds)
         if self.settings.metrics_port:
             self._metrics = await metrics.serve(self.instruments, self.settings.metrics_port)
-        log.info("operator started: project %s, %d workers per controller",
+        log.info("operator started: project %s, up to %d workers per controller",
                  self.config.project, self.settings.workers)
 
+    def _wait_synced(self, timeout: float) -> bool:
+        return all(r.synced.wait(timeout) for r in self.reflectors)
+
     async def stop(self) -> None:
+        for reflector in self.reflectors:
+            reflector.stop()
         for controller in self.controllers:
             await controller.stop()
+        self._requests.shutdown(wait=False, cancel_futures=True)
         if self._metrics is not None:
             await self._metrics.cleanup()

@@ -25,7 +25,11 @@ class Settings:
     namespace: str | None
     """CHATENV_NAMESPACE: the operator's own namespace; environments may never use it."""
     workers: int
-    """CHATENV_WORKERS: reconciles running at once per resource kind (default 4)."""
+    """CHATENV_WORKERS: at most this many reconciles at once per resource kind (default 16);
+    workers start as names wait and stop when none do, so their number follows the load."""
+    concurrent_requests: int
+    """CHATENV_CONCURRENT_REQUESTS: API requests of passes in flight at once, at most
+    (default 16): a pass sends the ones that do not depend on each other together."""
     resync_seconds: float
     """CHATENV_RESYNC_SECONDS: every object is reconciled at least this often (default 300),
     as a safety net behind the watches."""
@@ -72,7 +76,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         config_path=Path(env.get("CHATENV_CONFIG") or default_config),
         namespace=env.get("CHATENV_NAMESPACE") or None,
-        workers=_int(env, "CHATENV_WORKERS", 4, 1, 64),
+        workers=_int(env, "CHATENV_WORKERS", 16, 1, 64),
+        concurrent_requests=_int(env, "CHATENV_CONCURRENT_REQUESTS", 16, 1, 64),
         resync_seconds=_int(env, "CHATENV_RESYNC_SECONDS", 300, 5, 86400),
         health_port=_int(env, "CHATENV_HEALTH_PORT", 8080, 1, 65535),
         metrics_port=_int(env, "CHATENV_METRICS_PORT", 8081, 0, 65535),

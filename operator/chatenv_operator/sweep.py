@@ -16,22 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .conditions import parse_time
-from .constants import (
-    CHATENV_KIND,
-    DEVSLOT_KIND,
-    GROUP,
-    LABEL_DEVSLOT,
-    LABEL_ENVIRONMENT,
-    MANAGED_SELECTOR,
-)
-from .kube import Kube, lookup
+from .constants import LABEL_DEVSLOT, LABEL_ENVIRONMENT, MANAGED_SELECTOR
+from .kinds import CHATENV, DEVSLOT, NAMESPACE, Kind
+from .kube import Kube
 from .slots import owner_uid
 
 log = logging.getLogger(__name__)
-
-CHATENV = lookup(f"{GROUP}/v1alpha1", CHATENV_KIND)
-DEVSLOT = lookup(f"{GROUP}/v1alpha1", DEVSLOT_KIND)
-NAMESPACE = lookup("v1", "Namespace")
 
 
 def sweep(kube: Kube, *, grace: timedelta = timedelta(seconds=30),
@@ -46,13 +36,13 @@ def sweep(kube: Kube, *, grace: timedelta = timedelta(seconds=30),
     removed: list[str] = []
     for env in kube.list(CHATENV, label_selector=LABEL_DEVSLOT):
         owner = env["metadata"]["labels"].get(LABEL_DEVSLOT, "")
-        uid = owner_uid(env, DEVSLOT_KIND)
+        uid = owner_uid(env, DEVSLOT.kind)
         if _gone(kube, DEVSLOT, owner, uid, env, now, grace):
             kube.delete(CHATENV, env["metadata"]["name"], uid=env["metadata"]["uid"])
             removed.append(f"ChatEnvironment/{env['metadata']['name']}")
     for ns in kube.list(NAMESPACE, label_selector=f"{MANAGED_SELECTOR},{LABEL_ENVIRONMENT}"):
         owner = ns["metadata"]["labels"].get(LABEL_ENVIRONMENT, "")
-        uid = owner_uid(ns, CHATENV_KIND)
+        uid = owner_uid(ns, CHATENV.kind)
         if _gone(kube, CHATENV, owner, uid, ns, now, grace):
             kube.delete(NAMESPACE, ns["metadata"]["name"], uid=ns["metadata"]["uid"])
             removed.append(f"Namespace/{ns['metadata']['name']}")
@@ -61,7 +51,7 @@ def sweep(kube: Kube, *, grace: timedelta = timedelta(seconds=30),
     return removed
 
 
-def _gone(kube: Kube, owner_kind: Any, owner: str, uid: str | None, obj: Mapping[str, Any],
+def _gone(kube: Kube, owner_kind: Kind, owner: str, uid: str | None, obj: Mapping[str, Any],
           now: datetime, grace: timedelta) -> bool:
     meta = obj["metadata"]
     if meta.get("deletionTimestamp") or not owner:

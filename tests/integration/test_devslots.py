@@ -194,16 +194,24 @@ def test_orphan_sweep_removes_what_lost_its_owner(custom: client.CustomObjectsAp
 
 
 def test_sweep_leaves_namespaces_with_a_live_owner(custom: client.CustomObjectsApi,
-                                                   core: client.CoreV1Api,
-                                                   kubectl: Kubectl) -> None:
+                                                   core: client.CoreV1Api, kubectl: Kubectl,
+                                                   operator: OperatorProcess) -> None:
     name = f"t-kept-{uuid.uuid4().hex[:6]}"
     custom.create_cluster_custom_object(GROUP, VERSION, "chatenvironments", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "ChatEnvironment",
         "metadata": {"name": name}, "spec": {"stage": "dev", "namespace": f"{name}-ns"}})
+    sweeps = 'chatenv_object_reconciles_total{controller="pool",name="sweep"}'
     try:
         kubectl("wait", "--for=condition=Ready", f"chatenv/{name}", "--timeout=90s")
-        time.sleep(8)  # several sweeps (every 2 s, grace 3 s in the tests)
-        assert core.read_namespace(f"{name}-ns").status.phase == "Active"
+        created = core.read_namespace(f"{name}-ns").metadata.creation_timestamp
+        time.sleep(3)  # past the grace period of the tests (3 s): the sweep judges it now
+        before = operator.metrics()[sweeps]
+        wait_until(lambda: operator.metrics()[sweeps] >= before + 2, 30,
+                   "two sweeps (every 2 s in the tests)")
+        namespace = core.read_namespace(f"{name}-ns")
+        assert namespace.status.phase == "Active"
+        assert namespace.metadata.creation_timestamp == created
+        assert namespace.metadata.deletion_timestamp is None
     finally:
         custom.delete_cluster_custom_object(GROUP, VERSION, "chatenvironments", name)
 

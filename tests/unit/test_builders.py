@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from chatenv_operator.builders import chat, data, ingress, jaeger, namespace, postgres, redis
-from chatenv_operator.builders.render import plan, render
+from chatenv_operator.builders.plan import plan
+from chatenv_operator.builders.render import render
 from chatenv_operator.config import load_config
 from chatenv_operator.environment import Environment, resolve
 
@@ -76,12 +77,28 @@ def test_secrets_carry_the_given_passwords() -> None:
     assert data.redis_secret(AI, "r3dis") == golden("ai-redis-secret")
 
 
-def test_plan_order_and_optional_jaeger() -> None:
-    assert [s.component for s in plan(AI)] == [
-        "namespace", "config", "postgres", "redis", "jaeger", "chat", "ingress", "policy"]
-    assert "jaeger" not in [s.component for s in plan(PLAIN)]
-    assert not any(m["metadata"]["name"].startswith("jaeger")
-                   for s in plan(PLAIN) for m in s.manifests)
+def test_the_plan_reads_as_steps_with_their_gates() -> None:
+    p = plan(AI)
+    assert p.namespace == golden("ai-namespace")
+    assert [s.name for s in p.steps] == [
+        "config", "postgres", "redis", "jaeger", "chat", "ingress", "policy"]
+    assert p.components == ("postgres", "redis", "jaeger", "chat", "ingress")
+    assert [s.name for s in p.after("chat")] == ["postgres", "redis"]
+    assert p.after("ingress") == ()
+    assert p.step("chat").ready.key == "Deployment/chat"  # type: ignore[union-attr]
+    held = p.step("chat").held[0]
+    assert held["spec"]["replicas"] == 0  # the chat Deployment before its data is ready
+    assert {**held, "spec": {**held["spec"], "replicas": 2}} == golden("ai-chat-deployment")
+    assert [s.name for s in p.steps if s.once] == ["config"]
+
+
+def test_a_disabled_step_is_still_described_so_it_can_be_pruned() -> None:
+    jaeger = plan(PLAIN).step("jaeger")
+    assert not jaeger.enabled
+    assert {k.kind for k in jaeger.kinds} == {"ConfigMap", "Service", "Deployment"}
+    for m in jaeger.objects:  # pruned by this label, not by name
+        assert m["metadata"]["labels"]["app.kubernetes.io/component"] == "jaeger"
+    assert not any(m["metadata"]["name"].startswith("jaeger") for m in render(PLAIN))
 
 
 def test_render_lists_every_object_once_with_placeholder_secrets() -> None:

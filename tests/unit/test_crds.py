@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from chatenv_operator.config import STAGES
-from chatenv_operator.kube import quantity
+from chatenv_operator.diffing import quantity
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = {"ChatEnvironment": ROOT / "crds" / "chatenvironments.yaml",
@@ -54,7 +54,7 @@ def test_the_crd_reference_is_generated_from_the_schemas() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     doc = (ROOT / "docs" / "crds.md").read_text()
-    assert doc.count("<!-- generated:") == 4
+    assert doc.count("<!-- generated:") == 6
     assert module.render(doc) == doc, "docs/crds.md is stale: run python docs/crd_reference.py"
     for kind in CRDS:  # every field of the schema appears in the reference
         for path, _ in module.fields(schema(kind)["properties"]["spec"], "spec"):
@@ -131,3 +131,13 @@ def test_doc_examples_are_complete_and_do_not_clash_with_the_shipped_example() -
         if doc["kind"] == "ChatEnvironment":
             assert doc["metadata"]["name"] != shipped["metadata"]["name"]
             assert doc["spec"].get("namespace") != "chat-dev"  # the shipped example's
+
+
+def test_every_reason_is_in_the_one_vocabulary_with_its_meaning() -> None:
+    from chatenv_operator.conditions import PROBLEMS, REASONS, WARNING, Reason
+
+    assert set(REASONS) == set(Reason)
+    assert all(REASONS[r].event == WARNING for r in PROBLEMS)
+    doc = (ROOT / "docs" / "crds.md").read_text()
+    for reason in Reason:
+        assert f"| `{reason.value}` |" in doc, reason

@@ -171,7 +171,7 @@ def test_too_long_generated_namespace_is_invalid() -> None:
 
 
 def test_settings_errors_name_the_variable() -> None:
-    assert load_settings({}).workers == 4
+    assert (load_settings({}).workers, load_settings({}).concurrent_requests) == (16, 16)
     with pytest.raises(SettingsError, match="CHATENV_WORKERS must be an integer"):
         load_settings({"CHATENV_WORKERS": "many"})
     with pytest.raises(SettingsError, match="CHATENV_METRICS_PORT must be between 0 and 65535"):

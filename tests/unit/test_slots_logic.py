@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chatenv_operator import slots, sweep
+from chatenv_operator import pool, slots, sweep
 from chatenv_operator.builders import slots as b
 from chatenv_operator.config import load_config
 from chatenv_operator.kube import ApiError
@@ -39,7 +39,7 @@ def test_taken_slots_reads_owners_from_environments() -> None:
     owned = b.slot_environment(devslot(uid="a"), 2)
     hand_made = {"metadata": {"name": "mine"}, "spec": {"stage": "ai", "slot": 5}}
     other_stage = {"metadata": {"name": "dev"}, "spec": {"stage": "dev"}}
-    assert slots.taken_slots([owned, hand_made, other_stage]) == {2: "a", 5: None}
+    assert pool.taken_slots([owned, hand_made, other_stage]) == {2: "a", 5: None}
 
 
 def test_queue_order_is_creation_then_first_sight() -> None:
@@ -47,7 +47,7 @@ def test_queue_order_is_creation_then_first_sight() -> None:
     b_ = devslot("b", "ub", "2026-11-26T12:00:00Z")
     c = devslot("c", "uc", "2026-11-26T12:00:01Z")
     seen = {"ua": T0 + timedelta(seconds=2), "uc": T0 + timedelta(seconds=1)}
-    ordered = sorted([a, b_, c], key=lambda d: slots.queue_order(d, seen))
+    ordered = sorted([a, b_, c], key=lambda d: pool.queue_order(d, seen))
     assert [d["metadata"]["name"] for d in ordered] == ["b", "c", "a"]
 
 
