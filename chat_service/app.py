@@ -1,8 +1,9 @@
 """`create_app(config)`: the aiohttp application, with one cleanup context per resource.
 
 Resources open in order (the loop's exception handler, tracer, password hasher,
-PostgreSQL pool, Redis client, event hub, the in-memory newest messages, the message
-writer) when the application starts and close in reverse when it stops.
+PostgreSQL pool, the activity recorder and its internal port, Redis client, event hub,
+the in-memory newest messages, the message writer) when the application starts and
+close in reverse when it stops.
 Building the application does no I/O.
 """
 
@@ -20,6 +21,7 @@ import psycopg2.extensions
 from aiohttp import web
 
 from chat_service import migrating
+from chat_service.activity import activity_context, make_activity_middleware
 from chat_service.cache import LatestMessages
 from chat_service.config import Config
 from chat_service.database import Database, create_pool
@@ -57,8 +59,8 @@ METRICS_REFRESH_SECONDS = 2.0
 def create_app(config: Config) -> web.Application:
     """The chat service as an aiohttp application (not started)."""
     app = web.Application(
-        middlewares=[make_tracing_middleware(), make_observing_middleware(),
-                     make_error_middleware()],
+        middlewares=[make_activity_middleware(), make_tracing_middleware(),
+                     make_observing_middleware(), make_error_middleware()],
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
@@ -67,6 +69,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_tracing)
     app.cleanup_ctx.append(_password_hasher)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(activity_context)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_event_hub)
     app.cleanup_ctx.append(_latest_messages)

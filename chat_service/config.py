@@ -46,6 +46,14 @@ class Config:
     metrics_port: int = 9090
     """METRICS_PORT: TCP port serving only `/metrics`, apart from the API so that an
     Ingress routing the API's port never exposes it. 0 turns it off. Default 9090."""
+    activity_port: int = 9091
+    """ACTIVITY_PORT: TCP port serving only `GET /activity` (when a person last made a
+    request, for the operator's idle check), apart from the API so that the Ingress never
+    routes it. 0 turns it off. Default 9091."""
+    activity_record_seconds: float = 30.0
+    """ACTIVITY_RECORD_SECONDS: how often each process writes the time of its latest
+    request to PostgreSQL (at most), so every replica can tell the operator when the
+    environment was last used. 1-3600; default 30 s."""
     http_header_timeout: float = 10.0
     """HTTP_HEADER_TIMEOUT_SECONDS: a request's line and headers must arrive within this
     many seconds of their first byte, or the connection is closed (slow clients must not
@@ -245,6 +253,9 @@ class Config:
             http_port=r.get("HTTP_PORT", port, d.http_port),
             http_workers=r.get("HTTP_WORKERS", int_range(1, 64), d.http_workers),
             metrics_port=r.get("METRICS_PORT", int_range(0, 65535), d.metrics_port),
+            activity_port=r.get("ACTIVITY_PORT", int_range(0, 65535), d.activity_port),
+            activity_record_seconds=r.get("ACTIVITY_RECORD_SECONDS", seconds(1, 3600),
+                                          d.activity_record_seconds),
             http_header_timeout=r.get("HTTP_HEADER_TIMEOUT_SECONDS", seconds(0.1, 3600),
                                       d.http_header_timeout),
             http_body_timeout=r.get("HTTP_BODY_TIMEOUT_SECONDS", seconds(0.1, 3600),
@@ -337,4 +348,8 @@ class Config:
             raise ConfigError(
                 f"METRICS_PORT ({self.metrics_port}) must differ from HTTP_PORT: the metrics "
                 "are kept off the API's port (0 turns them off)")
+        if self.activity_port and self.activity_port in (self.http_port, self.metrics_port):
+            raise ConfigError(
+                f"ACTIVITY_PORT ({self.activity_port}) must differ from HTTP_PORT and "
+                "METRICS_PORT: it is kept off the API's port (0 turns it off)")
         return self

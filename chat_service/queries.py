@@ -367,3 +367,19 @@ async def record_migration(db: Session, version: int, name: str, checksum: str) 
         "INSERT schema_migrations",
         "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
         (version, name, checksum))
+
+
+# --- activity (when a person last used the environment) ----------------------------
+
+async def record_activity(db: Executor, when: datetime) -> None:
+    """Store `when` as the last request, unless a later one is stored already."""
+    await db.execute(
+        "UPDATE chat_activity",
+        "UPDATE chat_activity SET last_request_at = GREATEST(last_request_at, %s)", (when,))
+
+
+async def last_activity(db: Executor) -> datetime | None:
+    """The last request any replica stored, or None if none ever did."""
+    row = await db.fetch_one("SELECT chat_activity",
+                             "SELECT last_request_at FROM chat_activity")
+    return None if row is None else row[0]

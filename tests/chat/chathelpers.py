@@ -126,7 +126,8 @@ async def running_service(config: Config, *,
 
 def with_port(config: Config) -> Config:
     """The same config on another free port (a second replica)."""
-    return replace(config, http_port=free_port(), metrics_port=free_port())
+    return replace(config, http_port=free_port(), metrics_port=free_port(),
+                   activity_port=free_port())
 
 
 async def wait_for(predicate: Callable[[], Any], seconds: float = 10,

@@ -60,7 +60,7 @@ def chat_env(module_db: dict[str, str], redis_server: RedisServer,
     client.close()
     return {**module_db, **redis_server.env, **FAST_HASHING,
             "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(free_port()),
-            "METRICS_PORT": str(free_port()),
+            "METRICS_PORT": str(free_port()), "ACTIVITY_PORT": str(free_port()),
             "REDIS_EVENTS_CHANNEL": f"chat:events:{secrets.token_hex(4)}",
             "LOGIN_RATE_LIMIT_PER_ADDRESS": "1000", "LOGIN_RATE_LIMIT_PER_NICKNAME": "1000",
             "REGISTER_RATE_LIMIT_PER_ADDRESS": "1000", "POST_RATE_LIMIT_PER_USER": "100000",

@@ -30,7 +30,8 @@ def test_migrate_twice_is_idempotent(postgres_server: PostgresServer) -> None:
     tables = postgres_server.psql(env["POSTGRES_DB"],
                                   "SELECT string_agg(tablename, ',' ORDER BY tablename) "
                                   "FROM pg_tables WHERE schemaname = 'public'").stdout.strip()
-    assert tables == "chat_message,chat_state,chat_user,schema_migrations"
+    assert tables == ("chat_activity,chat_data_source,chat_message,chat_state,chat_user,"
+                      "schema_migrations")
 
 
 def test_concurrent_migrators(postgres_server: PostgresServer) -> None:
