@@ -93,6 +93,14 @@ def container_port(name: str, number: int) -> Manifest:
     return {"name": name, "containerPort": number, "protocol": "TCP"}
 
 
+def exec_probes(command: list[str]) -> Manifest:
+    """Readiness every 5 s and liveness every 10 s (six failures) by running ``command``."""
+    return {"readinessProbe": {"exec": {"command": command}, "periodSeconds": 5,
+                               "timeoutSeconds": 3},
+            "livenessProbe": {"exec": {"command": command}, "periodSeconds": 10,
+                              "timeoutSeconds": 5, "failureThreshold": 6}}
+
+
 def service(env: Environment, name: str, component: str, ports: list[Manifest], *,
             headless: bool = False) -> Manifest:
     """A Service selecting the pods of ``component``."""

@@ -9,6 +9,7 @@ from .common import (
     Manifest,
     container_port,
     container_security,
+    exec_probes,
     labels,
     pod_template,
     port,
@@ -51,9 +52,7 @@ def postgres_statefulset(env: Environment) -> Manifest:
         "ports": [container_port("postgres", POSTGRES_PORT)],
         "startupProbe": {"exec": {"command": ready}, "periodSeconds": 2,
                          "failureThreshold": 150},
-        "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 5, "timeoutSeconds": 3},
-        "livenessProbe": {"exec": {"command": ready}, "periodSeconds": 10, "timeoutSeconds": 5,
-                          "failureThreshold": 6},
+        **exec_probes(ready),
         "resources": resources(env.postgres_resources),
         "securityContext": container_security(),
         "volumeMounts": [

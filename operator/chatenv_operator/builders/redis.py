@@ -9,6 +9,7 @@ from .common import (
     Manifest,
     container_port,
     container_security,
+    exec_probes,
     pod_template,
     port,
     resources,
@@ -33,9 +34,7 @@ def redis_deployment(env: Environment) -> Manifest:
         "command": ["redis-server", "/etc/redis/redis.conf"],
         "env": [secret_env("REDISCLI_AUTH", REDIS_SECRET, "password")],
         "ports": [container_port("redis", REDIS_PORT)],
-        "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 5, "timeoutSeconds": 3},
-        "livenessProbe": {"exec": {"command": ping}, "periodSeconds": 10, "timeoutSeconds": 5,
-                          "failureThreshold": 6},
+        **exec_probes(ping),
         "resources": resources(env.redis_resources),
         "securityContext": container_security(),
         "volumeMounts": [
