@@ -97,6 +97,15 @@ class Memo:
             return sum(len(f) for f in self._facts.values())
 
 
+@dataclass
+class Result:
+    """What a pass tells the controller to do next with its key."""
+
+    requeue_after: float | None = None
+    gone: bool = False
+    """The object no longer exists: the controller forgets its key."""
+
+
 @dataclass(frozen=True)
 class Once:
     """Whose object made once is this, and in which incarnation of its namespace (a

@@ -21,8 +21,7 @@ from .conditions import NORMAL, Reason, format_time
 from .config import ProjectConfig
 from .events import event
 from .kinds import CHATENV, DEVSLOT
-from .passes import Pass
-from .reconcile import Result
+from .passes import Pass, Result
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from . import reporting
@@ -25,7 +24,7 @@ from .diffing import up_to_date, with_hash
 from .environment import Environment, InvalidSpec, resolve
 from .kinds import NAMESPACE, PV, PVC, key_of, kind_of
 from .kube import ApiError
-from .passes import Once, Pass
+from .passes import Once, Pass, Result
 from .readiness import Readiness
 
 RETAINED_LABEL = "chatenv.dev/retained-for"
@@ -34,15 +33,6 @@ POLL_ON_CONFLICT = 30.0
 POLL_WHILE_TERMINATING = 2.0
 
 Password = Callable[[], str]
-
-
-@dataclass
-class Result:
-    """What the controller should do next with this key."""
-
-    requeue_after: float | None = None
-    gone: bool = False
-    """The object no longer exists: the controller forgets its key."""
 
 
 def reconcile_environment(p: Pass, body: Mapping[str, Any], config: ProjectConfig, *,

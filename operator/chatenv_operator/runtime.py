@@ -20,9 +20,9 @@ from .constants import LABEL_DEVSLOT, LABEL_ENVIRONMENT
 from .controller import Controller
 from .kinds import CHATENV, DEVSLOT, WATCHED, Kind, Watch
 from .kube import ApiError, Kube
-from .passes import Memo, Pass, concurrently
+from .passes import Memo, Pass, Result, concurrently
 from .pool import reconcile_pool
-from .reconcile import Result, reconcile_environment
+from .reconcile import reconcile_environment
 from .settings import Settings
 from .slots import reconcile_devslot
 from .sweep import sweep

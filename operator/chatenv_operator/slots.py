@@ -32,8 +32,7 @@ from .constants import ANNOTATION_REFRESHED_AT, GROUP, LABEL_DEVSLOT
 from .environment import default_host, default_namespace
 from .events import event
 from .kinds import CHATENV, DEVSLOT, NAMESPACE
-from .passes import Pass
-from .reconcile import Result
+from .passes import Pass, Result
 
 log = logging.getLogger(__name__)
 

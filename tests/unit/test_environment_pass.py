@@ -19,8 +19,8 @@ from chatenv_operator.conditions import get_condition
 from chatenv_operator.config import load_config
 from chatenv_operator.kinds import CHATENV, CONFIGMAP, DEPLOYMENT, NAMESPACE, SECRET
 from chatenv_operator.kube import ApiError
-from chatenv_operator.passes import Memo, Pass
-from chatenv_operator.reconcile import Result, reconcile_environment
+from chatenv_operator.passes import Memo, Pass, Result
+from chatenv_operator.reconcile import reconcile_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load_config(ROOT / "services.yaml")

@@ -15,9 +15,9 @@ from test_environment_pass import CONFIG
 from chatenv_operator.conditions import get_condition
 from chatenv_operator.config import parse_config
 from chatenv_operator.kinds import CHATENV, DEPLOYMENT, DEVSLOT, SECRET
-from chatenv_operator.passes import Memo, Pass
+from chatenv_operator.passes import Memo, Pass, Result
 from chatenv_operator.pool import reconcile_pool
-from chatenv_operator.reconcile import Result, reconcile_environment
+from chatenv_operator.reconcile import reconcile_environment
 from chatenv_operator.slots import reconcile_devslot
 
 ROOT = Path(__file__).resolve().parents[2]
