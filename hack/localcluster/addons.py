@@ -181,6 +181,9 @@ def traefik(image: str, port: int) -> list[Manifest]:
                          f"--providers.kubernetesIngress.ingressClass={INGRESS_CLASS}",
                          # What the Ingress status reports: where users reach it.
                          "--providers.kubernetesIngress.ingressEndpoint.ip=127.0.0.1",
+                         # A sleeping environment's Ingress routes to the waker through an
+                         # ExternalName Service (Traefik refuses those unless told).
+                         "--providers.kubernetesIngress.allowExternalNameServices=true",
                          "--log.level=INFO",
                          "--global.checkNewVersion=false",
                          "--global.sendAnonymousUsage=false",

@@ -64,3 +64,8 @@ AGENT_NAME = "agent"
 AGENT_CLUSTER_ROLE = "chatenv-agent"
 AGENT_READONLY_CLUSTER_ROLE = "chatenv-agent-readonly"
 SLOT_ENV_PREFIX = "slot-"
+
+# Sleeping when idle: the waker asks for a sleeping environment to wake by setting this
+# annotation (an RFC 3339 time; an admission policy lets the waker change nothing else).
+ANNOTATION_WAKE_REQUESTED = f"{GROUP}/wake-requested-at"
+WAKER_NAME = "chatenv-waker"
