@@ -31,6 +31,8 @@ QUOTA_KEYS = {
     "secrets": re.compile(r"^[0-9]+$"), "configmaps": re.compile(r"^[0-9]+$"),
 }
 STAGES = ("dev", "ai-staging", "ai")
+DATA_MODES = ("empty", "fixtures", "snapshot")
+IDLE_MIN, IDLE_MAX = 10, 720 * 3600
 TLS_MODES = ("off", "clusterIssuer", "secret")
 
 
@@ -81,6 +83,9 @@ class StageConfig:
     """The stage's DNS domain."""
     host: str
     """Ingress host pattern; placeholders {baseDomain}, {project}, {slot}."""
+    idle: int | None = None
+    """Seconds without a request after which the stage's environments sleep, unless their
+    spec.idle says otherwise; None: they never do."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,9 @@ class SlotsConfig:
     """Upper bound for a DevSlot's spec.ttl, in seconds."""
     expiry_warning: int
     """Seconds before expiry at which a Warning Event is recorded."""
+    data: str = "empty"
+    """What a DevSlot's database starts with unless its spec.data says: empty, fixtures or
+    snapshot (of the ai-staging environment)."""
 
 
 @dataclass(frozen=True)
@@ -242,12 +250,23 @@ def _quantity(sec: _Section, key: str, pattern: re.Pattern[str], value: Any) -> 
     return text
 
 
+def _idle(sec: _Section) -> int | None:
+    """stages.<stage>.idle: a duration between 10s and 720h, or never (the default)."""
+    if sec.raw("idle", "never") == "never":
+        return None
+    seconds = sec.duration("idle")
+    if not IDLE_MIN <= seconds <= IDLE_MAX:
+        raise sec.fail("idle", "must be between 10s and 720h, or never")
+    return seconds
+
+
 def _stage(root: _Section, name: str) -> StageConfig:
     sec = root.section("stages").section(name)
     stage = StageConfig(
         namespace=sec.text("namespace", max_length=63),
         base_domain=sec.text("baseDomain", DNS_NAME, what="a DNS name like dev.example.com"),
         host=sec.text("host", default="{baseDomain}"),
+        idle=_idle(sec),
     )
     sec.done()
     for placeholder in re.findall(r"{([^}]*)}", stage.namespace + stage.host):
@@ -282,7 +301,10 @@ def parse_config(document: Any) -> ProjectConfig:
         default_ttl=sl.duration("defaultTTL", "24h"),
         max_ttl=sl.duration("maxTTL", "168h"),
         expiry_warning=sl.duration("expiryWarning", "15m"),
+        data=sl.text("data", default="empty"),
     )
+    if slots.data not in DATA_MODES:
+        raise sl.fail("data", f"must be one of {', '.join(DATA_MODES)}, got {slots.data!r}")
     sl.done()
     if slots.default_ttl > slots.max_ttl:
         raise ConfigError("services.yaml: slots.defaultTTL: must not exceed slots.maxTTL")
