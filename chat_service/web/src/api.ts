@@ -27,8 +27,19 @@ export class ApiError extends Error {
   }
 }
 
-async function request<T>(method: string, path: string, body?: unknown, token?: string): Promise<T> {
+// Requests the page makes by itself (polling while the live stream is down) say so: a
+// sleeping environment's waker does not wake it for them, only for a person's visit.
+export const BACKGROUND_HEADER = 'X-Chat-Background'
+
+async function request<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  token?: string,
+  background = false,
+): Promise<T> {
   const headers: Record<string, string> = {}
+  if (background) headers[BACKGROUND_HEADER] = '1'
   if (body !== undefined) headers['Content-Type'] = 'application/json'
   if (token) headers.Authorization = `Bearer ${token}`
   let response: Response
@@ -68,12 +79,12 @@ export const api = {
   logout: (token: string) => request<void>('POST', '/api/logout', undefined, token),
   // The browser revalidates with If-None-Match (the API sends ETag + no-cache),
   // so an unchanged poll costs a 304 and we still get the cached body here.
-  messages: (query: { afterId?: number; beforeId?: number; limit?: number }) => {
+  messages: (query: { afterId?: number; beforeId?: number; limit?: number }, background = false) => {
     const params = new URLSearchParams()
     if (query.afterId !== undefined) params.set('after_id', String(query.afterId))
     if (query.beforeId !== undefined) params.set('before_id', String(query.beforeId))
     params.set('limit', String(query.limit ?? 50))
-    return request<Message[]>('GET', `/api/messages?${params}`)
+    return request<Message[]>('GET', `/api/messages?${params}`, undefined, undefined, background)
   },
   send: (token: string, text: string) => request<Message>('POST', '/api/messages', { text }, token),
   remove: (token: string, id: number) => request<void>('DELETE', `/api/messages/${id}`, undefined, token),

@@ -58,7 +58,7 @@ export const useChatStore = defineStore('chat', () => {
 
   // Reload everything from the oldest message shown: picks up deletions and
   // anything a broken stream may have missed.
-  async function resync() {
+  async function resync(background = false) {
     const oldest = messages.value[0]?.id
     if (oldest === undefined) return loadLatest()
     const fresh: Message[] = []
@@ -66,11 +66,11 @@ export const useChatStore = defineStore('chat', () => {
     if (after < 1) {
       // after_id=0 means "no cursor" (the latest page), so the first message is read
       // with before_id instead.
-      fresh.push(...(await api.messages({ beforeId: oldest + 1, limit: 1 })))
+      fresh.push(...(await api.messages({ beforeId: oldest + 1, limit: 1 }, background)))
       after = oldest
     }
     for (let i = 0; i < 5; i++) {
-      const page = await api.messages({ afterId: after, limit: 200 })
+      const page = await api.messages({ afterId: after, limit: 200 }, background)
       fresh.push(...page)
       advance(page)
       if (page.length < 200) break
@@ -153,9 +153,9 @@ export const useChatStore = defineStore('chat', () => {
     try {
       polls += 1
       if (polls % RESYNC_EVERY_POLLS === 0) {
-        await resync()
+        await resync(true)
       } else {
-        const page = await api.messages({ afterId: cursor, limit: 200 })
+        const page = await api.messages({ afterId: cursor, limit: 200 }, true)
         merge(page)
         advance(page)
       }
@@ -163,6 +163,17 @@ export const useChatStore = defineStore('chat', () => {
       problem.value = ''
     } catch (error) {
       mode.value = 'offline'
+      if (error instanceof ApiError && (error.code === 'sleeping' || error.code === 'suspended')) {
+        // The environment went to sleep (or was suspended) under this open page: stop
+        // asking. The stream keeps retrying now and then without waking it, and picks up
+        // again once someone wakes it.
+        stopPolling()
+        problem.value =
+          error.code === 'sleeping'
+            ? 'This chat went to sleep after a while without visitors. Reload the page to wake it.'
+            : 'This chat is suspended.'
+        return
+      }
       setProblem(error)
     }
   }
