@@ -68,4 +68,6 @@ SLOT_ENV_PREFIX = "slot-"
 # Sleeping when idle: the waker asks for a sleeping environment to wake by setting this
 # annotation (an RFC 3339 time; an admission policy lets the waker change nothing else).
 ANNOTATION_WAKE_REQUESTED = f"{GROUP}/wake-requested-at"
+# Starting data: the placeholder password every loaded user gets (`chatenv credentials`).
+DATA_CREDENTIALS_SECRET = "data-credentials"  # noqa: S105 - a Secret's name
 WAKER_NAME = "chatenv-waker"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,12 +11,19 @@ from typing import Any
 
 from ..conditions import format_time
 from ..config import parse_duration
-from ..constants import ANNOTATION_REFRESHED_AT, DEVSLOT_KIND, GROUP, LABEL_PR
+from ..constants import (
+    ANNOTATION_REFRESHED_AT,
+    DATA_CREDENTIALS_SECRET,
+    DEVSLOT_KIND,
+    GROUP,
+    LABEL_PR,
+)
 from ..kube import Kube, lookup
 from .errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_QUEUED, EXIT_TIMEOUT, CliError
 from .output import Request, devslot_manifest, expiry_after_touch, summary
 
 DEVSLOT = lookup(f"{GROUP}/v1alpha1", DEVSLOT_KIND)
+SECRET = lookup("v1", "Secret")
 POLL_SECONDS = 2.0
 
 Sleep = Callable[[float], None]
@@ -111,7 +119,8 @@ def _update_existing(kube: Kube, devslot: dict[str, Any], req: Request,
         ("--ttl", req.ttl, spec.get("ttl")), ("--slot", req.slot, spec.get("slot")),
         ("--agent-image", req.agent_image, (spec.get("agent") or {}).get("image")),
         ("--agent-secret", list(req.agent_secrets) or None,
-         (spec.get("agent") or {}).get("secretRefs"))) if given is not None and given != kept]
+         (spec.get("agent") or {}).get("secretRefs")),
+        ("--data", req.data, spec.get("data"))) if given is not None and given != kept]
     if ignored:
         notes.append(f"{name} exists: {', '.join(ignored)} only apply to a new DevSlot "
                      "(chatenv touch extends the TTL)")
@@ -138,6 +147,10 @@ def ensure_ready(kube: Kube, req: Request, *, explicit_mode: bool, allocation_wa
     """ensure-slot, then wait for Ready; a slot still queued at the timeout stays queued."""
     first, notes = ensure_slot(kube, req, explicit_mode=explicit_mode,
                                allocation_wait=allocation_wait, sleep=sleep)
+    if first["phase"] == "Sleeping":
+        # Waiting for Ready is asking for it: a sleeping slot is woken, as a visit would.
+        touch(kube, Target(req.repository, issue=req.issue, pr=req.pr))
+        notes.append(f"{first['name']} was asleep: woken (chatenv touch)")
     deadline = time.monotonic() + parse_duration(timeout)
     while True:
         devslot = kube.get(DEVSLOT, first["name"])
@@ -199,6 +212,25 @@ def touch(kube: Kube, target: Target, now: datetime | None = None) -> dict[str, 
     out["expiresAt"] = expiry_after_touch(patched, moment)
     out["refreshedAt"] = when
     return out
+
+
+def credentials(kube: Kube, target: Target) -> dict[str, Any]:
+    """The placeholder password of the slot's loaded users, from its namespace's Secret."""
+    devslot = find_one(kube, target)
+    out = summary(devslot)
+    mode = out["data"].get("mode")
+    if mode in (None, "empty"):
+        raise CliError(f"{out['name']} started with an empty database: there are no loaded "
+                       "users (register in the chat)", EXIT_NOT_FOUND)
+    secret = kube.get(SECRET, DATA_CREDENTIALS_SECRET, out["namespace"]) if out[
+        "namespace"] else None
+    if secret is None:
+        raise CliError(f"{out['name']} has no credentials yet (its environment is starting): "
+                       "try again in a moment", EXIT_NOT_FOUND)
+    password = base64.b64decode((secret.get("data") or {}).get("password", "")).decode()
+    return {"name": out["name"], "slot": out["slot"], "url": out["url"], "data": out["data"],
+            "password": password,
+            "login": f"any nickname of the {mode} data, with this password"}
 
 
 def cleanup(kube: Kube, target: Target) -> dict[str, Any]:

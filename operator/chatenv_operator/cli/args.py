@@ -22,6 +22,7 @@ SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 TTL = re.compile(r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$")
 TTL_RANGE = (10, 720 * 3600)  # the DevSlot schema's bounds for spec.ttl
 MODES = ("dev", "plan", "repair")
+DATA = ("empty", "fixtures", "snapshot")
 
 
 def number(low: int = 1, high: int | None = None) -> Callable[[str], int]:
@@ -97,8 +98,13 @@ COMMANDS = {
     "set": ("attach a PR to the DevSlot holding a slot",
             "Attach a pull request to the DevSlot holding --slot (once; a PR belongs to one "
             "DevSlot only)."),
-    "touch": ("record activity: the TTL starts again",
-              "Record activity on a DevSlot: its TTL starts again from now."),
+    "touch": ("record activity: the TTL starts again, a sleeping slot wakes",
+              "Record activity on a DevSlot: its TTL starts again from now, and its "
+              "environment wakes if it sleeps."),
+    "credentials": ("print the placeholder password of the slot's loaded users",
+                    "Print the password every user of the slot's starting data (fixtures "
+                    "or a snapshot of ai-staging) logs in with. Needs read access to "
+                    "Secrets in the slot's namespace."),
     "cleanup": ("delete the DevSlot(s) of an issue or PR",
                 "Delete the DevSlot of an issue or PR of --repository; everything it made "
                 "goes with it. Idempotent: nothing to delete is success."),
@@ -140,6 +146,10 @@ def _ensure_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--agent-secret", type=secret_name, action="append", metavar="SECRET",
                      help="a Secret of the operator's namespace for the agent (repeatable; "
                           "needs --agent-image)")
+    cmd.add_argument("--data", choices=DATA, default=None,
+                     help="what the slot's database starts with: empty, fixtures (the demo "
+                          "data set) or snapshot (of ai-staging); default from services.yaml "
+                          "(only for a new DevSlot)")
     cmd.add_argument("--allocation-wait", type=seconds, default=30, metavar="SECONDS",
                      help="seconds to wait for a slot number (default 30)")
 
@@ -170,7 +180,7 @@ def parser() -> argparse.ArgumentParser:
                      help="the slot number whose DevSlot gets the PR")
     cmd.add_argument("--pr", type=PR, metavar="N", required=True, help="pull request number")
     _repository(cmd)
-    for name in ("touch", "comment"):
+    for name in ("touch", "comment", "credentials"):
         cmd = add(name)
         _target(cmd, slot=True)
         if name == "comment":
@@ -199,4 +209,4 @@ def request(args: argparse.Namespace) -> Request:
     return Request(repository=args.repository, issue=args.issue, pr=args.pr,
                    mode=args.mode or "dev", ttl=args.ttl, slot=args.slot,
                    chat_image=args.chat_image, agent_image=args.agent_image,
-                   agent_secrets=tuple(args.agent_secret or ()))
+                   agent_secrets=tuple(args.agent_secret or ()), data=args.data)

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
                              repository=args.repository)
     elif args.command == "touch":
         out = actions.touch(kube, target(args))
+    elif args.command == "credentials":
+        out = actions.credentials(kube, target(args))
     elif args.command == "cleanup":
         out = actions.cleanup(kube, target(args))
     elif args.command == "comment":

@@ -38,6 +38,8 @@ class Request:
     chat_image: str | None = None
     agent_image: str | None = None
     agent_secrets: tuple[str, ...] = ()
+    data: str | None = None
+    """empty, fixtures or snapshot; None: services.yaml's slots.data."""
 
 
 def slug(repository: str) -> str:
@@ -67,6 +69,8 @@ def devslot_manifest(request: Request) -> dict[str, Any]:
         spec["slot"] = request.slot
     if request.chat_image:
         spec["images"] = {"chat": request.chat_image}
+    if request.data:
+        spec["data"] = request.data
     if request.agent_image:
         agent: dict[str, Any] = {"image": request.agent_image}
         if request.agent_secrets:
@@ -98,6 +102,8 @@ def summary(devslot: Mapping[str, Any], *, created: bool | None = None) -> dict[
         "queuePosition": status.get("queuePosition"),
         "expiresAt": status.get("expiresAt"),
         "images": status.get("images") or {},
+        # The data it starts with: as its environment reports it, else as asked.
+        "data": dict(status.get("data") or {"mode": spec.get("data")}),
         "reason": ready["reason"] if ready else None,
         "message": ready["message"] if ready else None,
         "infraReady": bool(ready and ready["status"] == "True"),
