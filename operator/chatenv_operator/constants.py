@@ -45,6 +45,7 @@ QUOTA_NAME = "chat-quota"
 LIMIT_RANGE_NAME = "chat-limits"
 
 CHAT_PORT = 8080
+ACTIVITY_PORT = 9091  # the chat service's internal port: GET /activity
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 JAEGER_OTLP_GRPC_PORT = 4317
