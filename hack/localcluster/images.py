@@ -100,6 +100,8 @@ IMAGES: dict[str, Image] = {i.name: i for i in (
 # What the cluster itself runs (loaded before the kubelet starts) and what chatenv runs.
 CLUSTER_IMAGES = ("pause", "coredns", "traefik", "local-path-provisioner", "debian")
 PROJECT_IMAGES = ("chat", "operator", "postgres", "redis", "jaeger")
+# Those made without a binary of the cluster's Go builds (they can build alongside them).
+SOURCE_IMAGES = ("pause", "chat", "operator", "postgres", "redis")
 
 
 # ----------------------------------------------------------------------------- hashing
