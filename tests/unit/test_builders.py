@@ -87,8 +87,10 @@ def test_the_plan_reads_as_steps_with_their_gates() -> None:
     assert p.after("ingress") == ()
     assert p.step("chat").ready.key == "Deployment/chat"  # type: ignore[union-attr]
     held = p.step("chat").held[0]
-    assert held["spec"]["replicas"] == 0  # the chat Deployment before its data is ready
-    assert {**held, "spec": {**held["spec"], "replicas": 2}} == golden("ai-chat-deployment")
+    # The chat Deployment before its data is ready: no replicas, paused (no ReplicaSet yet).
+    assert (held["spec"]["replicas"], held["spec"]["paused"]) == (0, True)
+    released = {k: v for k, v in held["spec"].items() if k != "paused"}
+    assert {**held, "spec": {**released, "replicas": 2}} == golden("ai-chat-deployment")
     assert [s.name for s in p.steps if s.once] == ["config"]
 
 

@@ -99,7 +99,7 @@ def test_creation_applies_every_object_once_and_the_app_waits_for_its_data(
                           ("EVENT", "Applied")]
     chat = world.api.find(DEPLOYMENT, "chat", NS)
     assert chat is not None
-    assert chat["spec"]["replicas"] == 0  # held: no pods before PostgreSQL and Redis
+    assert (chat["spec"]["replicas"], chat["spec"]["paused"]) == (0, True)  # held: no pods
     assert world.ready() == ("False", "WaitingPostgres")
     assert world.status()["components"]["chat"] == {
         "ready": False, "message": "waiting for postgres and redis"}
@@ -112,7 +112,10 @@ def test_creation_applies_every_object_once_and_the_app_waits_for_its_data(
     world.run()
     assert world.sent == [("APPLY", "Deployment/chat"), ("PATCH/status", "ChatEnvironment/dev"),
                           ("EVENT", "Applied")]
-    assert world.api.find(DEPLOYMENT, "chat", NS)["spec"]["replicas"] == 2  # type: ignore[index]
+    released = world.api.find(DEPLOYMENT, "chat", NS)
+    assert released is not None
+    assert released["spec"]["replicas"] == 2
+    assert "paused" not in released["spec"]  # our field, dropped from what we apply
     assert world.ready() == ("False", "WaitingChat")
 
     world.api.settle_workloads()

@@ -48,7 +48,8 @@ class Step:
     then: tuple[str, ...] = ()
     """Steps that wait for this one to be ready before their pods run."""
     held: tuple[Manifest, ...] = ()
-    """``objects`` as applied while a step it follows is not ready: no pods."""
+    """``objects`` as applied while a step it follows is not ready: no pods (a Deployment
+    at zero replicas, paused)."""
     once: tuple[Callable[[str], Manifest], ...] = ()
     """Objects created once, given a generated password: the Secrets."""
     enabled: bool = True
@@ -80,7 +81,10 @@ class Plan:
 
 
 def _held(env: Environment, build: Callable[[Environment], Manifest]) -> Manifest:
-    return build(dataclasses.replace(env, suspended=True))
+    """A workload that runs no pods yet: no replicas, and paused, so the Deployment
+    controller does not even make its ReplicaSet until it is released."""
+    manifest = build(dataclasses.replace(env, suspended=True))
+    return {**manifest, "spec": {**manifest["spec"], "paused": True}}
 
 
 def plan(env: Environment) -> Plan:
