@@ -20,7 +20,7 @@ import psycopg2
 import psycopg2.extensions
 from aiohttp import web
 
-from chat_service import migrating
+from chat_service import listening, migrating
 from chat_service.activity import activity_context, make_activity_middleware
 from chat_service.cache import LatestMessages
 from chat_service.config import Config
@@ -35,7 +35,8 @@ from chat_service.middlewares import (
 )
 from chat_service.passwords import PasswordHasher
 from chat_service.redis_store import RedisStore, create_client
-from chat_service.routes import setup_routes
+from chat_service.replaying import Replayer
+from chat_service.routes import setup_metrics_routes, setup_routes
 from chat_service.state import (
     CONFIG,
     DB,
@@ -44,6 +45,7 @@ from chat_service.state import (
     LATEST,
     METRICS,
     REDIS,
+    REPLAYER,
     TRACER,
     TRACER_PROVIDER,
     WRITER,
@@ -59,8 +61,9 @@ METRICS_REFRESH_SECONDS = 2.0
 def create_app(config: Config) -> web.Application:
     """The chat service as an aiohttp application (not started)."""
     app = web.Application(
-        middlewares=[make_activity_middleware(), make_tracing_middleware(),
-                     make_observing_middleware(), make_error_middleware()],
+        middlewares=[listening.make_head_middleware(), make_activity_middleware(),
+                     make_tracing_middleware(), make_observing_middleware(),
+                     make_error_middleware()],
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
@@ -72,12 +75,25 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(activity_context)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_event_hub)
+    app.cleanup_ctx.append(_replayer)
     app.cleanup_ctx.append(_latest_messages)
     app.cleanup_ctx.append(_message_writer)
     if config.metrics_dir is not None:
         app.cleanup_ctx.append(_metrics_refresher)
+    app.cleanup_ctx.append(_metrics_port)
     app.on_shutdown.append(_end_streams)
+    app.on_response_prepare.append(listening.hide_server_version)
     setup_routes(app)
+    return app
+
+
+def create_metrics_app(config: Config, metrics: Metrics) -> web.Application:
+    """The application on METRICS_PORT: `GET /metrics` only."""
+    app = web.Application(middlewares=[listening.make_head_middleware()])
+    app[CONFIG] = config
+    app[METRICS] = metrics
+    app.on_response_prepare.append(listening.hide_server_version)
+    setup_metrics_routes(app)
     return app
 
 
@@ -171,14 +187,26 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 async def _event_hub(app: web.Application) -> AsyncIterator[None]:
     client = create_client(app[CONFIG], for_pubsub=True)
-    hub = EventHub(client, app[DB], app[CONFIG].events_channel,
+    config = app[CONFIG]
+    hub = EventHub(client, app[DB], config.events_channel,
+                   max_streams=config.sse_max_streams,
+                   max_per_address=config.sse_max_streams_per_address,
                    on_event=app[METRICS].events_received.inc)
     await hub.start()
     app[HUB] = hub
-    app[METRICS].watch_live_clients(lambda: hub.client_count)
+    app[METRICS].watch_live_clients(lambda: hub.client_count,
+                                    lambda: float(hub.subscribed.is_set()))
     yield
     await hub.close()
     await client.aclose()
+
+
+async def _replayer(app: web.Application) -> AsyncIterator[None]:
+    # Holds no connection of its own: a semaphore over the pool's connections.
+    config = app[CONFIG]
+    app[REPLAYER] = Replayer(app[DB], connections=config.replay_connections,
+                             max_bytes=config.sse_replay_max_bytes)
+    yield
 
 
 async def _latest_messages(app: web.Application) -> AsyncIterator[None]:
@@ -204,6 +232,24 @@ async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _metrics_port(app: web.Application) -> AsyncIterator[None]:
+    # A port of its own, which the Ingress (routing only the API's) never exposes.
+    config = app[CONFIG]
+    if not config.metrics_port:
+        yield
+        return
+    runner = listening.runner(create_metrics_app(config, app[METRICS]), config)
+    await runner.setup()
+    try:
+        # Worker processes share the port, as they share the API's; any one answers
+        # for all of them.
+        await web.TCPSite(runner, config.http_host, config.metrics_port,
+                          reuse_port=True).start()
+        yield
+    finally:
+        await runner.cleanup()
 
 
 async def _end_streams(app: web.Application) -> None:

@@ -4,7 +4,9 @@ Every replica publishes `message.created` / `message.deleted` to the channel and
 every replica's `EventHub` hands what it receives to its connected streams. When
 the subscription breaks (Redis restarted), the hub resubscribes with backoff and
 then replays, from PostgreSQL, messages created while it was deaf, so streams
-miss nothing. This module does I/O.
+miss nothing. The hub also admits streams: at most SSE_MAX_STREAMS in the process and
+SSE_MAX_STREAMS_PER_ADDRESS from one client address (`TooManyStreams`). This module
+does I/O.
 """
 
 from __future__ import annotations
@@ -60,19 +62,32 @@ def sse_frame(event: dict[str, Any]) -> bytes:
 class Subscriber:
     """One connected stream's inbox; None in the queue means "close now"."""
 
+    address: str = ""
     queue: asyncio.Queue[dict[str, Any] | None] = field(
         default_factory=lambda: asyncio.Queue(_QUEUE_SIZE))
+
+
+class TooManyStreams(Exception):
+    """A stream was refused: the process, or the client's address, has its most open."""
+
+    def __init__(self, *, per_address: bool) -> None:
+        super().__init__("per address" if per_address else "per process")
+        self.per_address = per_address
 
 
 class EventHub:
     """The process's subscription to the events channel and its local subscribers."""
 
     def __init__(self, client: aioredis.Redis, db: Database, channel: str, *,
+                 max_streams: int = 2000, max_per_address: int = 20,
                  on_event: Callable[[], None] | None = None) -> None:
         self._client = client
         self._db = db
         self._channel = channel
+        self._max_streams = max_streams
+        self._max_per_address = max_per_address
         self._subscribers: set[Subscriber] = set()
+        self._per_address: dict[str, int] = {}
         self._recent: deque[int] = deque(maxlen=_RECENT_IDS)
         self._recent_set: set[int] = set()
         self._last_id = 0
@@ -104,10 +119,16 @@ class EventHub:
         for sub in list(self._subscribers):
             self._kick(sub)
 
-    def subscribe(self) -> Subscriber:
-        """Register a stream; call before replaying, so nothing falls in between."""
-        sub = Subscriber()
+    def subscribe(self, address: str = "") -> Subscriber:
+        """Register a stream from `address`; call before replaying, so nothing falls in
+        between. `TooManyStreams` when the process or the address has its most open."""
+        if len(self._subscribers) >= self._max_streams:
+            raise TooManyStreams(per_address=False)
+        if self._per_address.get(address, 0) >= self._max_per_address:
+            raise TooManyStreams(per_address=True)
+        sub = Subscriber(address)
         self._subscribers.add(sub)
+        self._per_address[address] = self._per_address.get(address, 0) + 1
         return sub
 
     def add_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
@@ -116,10 +137,20 @@ class EventHub:
 
     def unsubscribe(self, sub: Subscriber) -> None:
         """Forget a stream."""
+        self._forget(sub)
+
+    def _forget(self, sub: Subscriber) -> None:
+        if sub not in self._subscribers:
+            return
         self._subscribers.discard(sub)
+        left = self._per_address.get(sub.address, 0) - 1
+        if left > 0:
+            self._per_address[sub.address] = left
+        else:
+            self._per_address.pop(sub.address, None)
 
     def _kick(self, sub: Subscriber) -> None:
-        self._subscribers.discard(sub)
+        self._forget(sub)
         if sub.queue.full():
             # Make room for the close marker: the stream is closing anyway.
             sub.queue.get_nowait()

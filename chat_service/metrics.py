@@ -62,6 +62,15 @@ class Metrics:
         self.events_received = Counter(
             "chat_events_received", "Live-update events received from Redis pub/sub.",
             registry=self.registry)
+        # Up (1) or down (0) over the live workers: 0 when any worker found it down.
+        worst = {"multiprocess_mode": "livemin"}
+        self.dependency_up = Gauge(
+            "chat_dependency_up", "Whether a dependency answered the latest readiness check "
+            "(1) or not (0), by dependency; readiness itself needs only PostgreSQL.",
+            ["dependency"], registry=self.registry, **worst)  # type: ignore[arg-type]
+        self.events_subscribed = Gauge(
+            "chat_events_subscribed", "Whether the live-update subscription to Redis is up.",
+            registry=self.registry, **worst)  # type: ignore[arg-type]
         self.limited = Counter(
             "chat_limited_requests", "Requests refused by a limit (rate, quota, streams), "
             "by the limit.", ["limit"], registry=self.registry)
@@ -76,9 +85,12 @@ class Metrics:
         self._watch(self.db_pool_size, size)
         self._watch(self.db_pool_free, free)
 
-    def watch_live_clients(self, count: Callable[[], float]) -> None:
-        """Read the live-client gauge from the event hub (at scrape time, or by `refresh`)."""
+    def watch_live_clients(self, count: Callable[[], float],
+                           subscribed: Callable[[], float]) -> None:
+        """Read the live-client and subscription gauges from the event hub (at scrape time,
+        or by `refresh`)."""
         self._watch(self.live_clients, count)
+        self._watch(self.events_subscribed, subscribed)
 
     def _watch(self, gauge: Gauge, read: Callable[[], float]) -> None:
         if self.multiprocess:

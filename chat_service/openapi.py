@@ -165,13 +165,10 @@ def _paths() -> dict[str, Any]:
         "/health/livez": {"get": {
             "summary": "Liveness", "responses": {"200": _json(_ref("Health"), "Alive")}}},
         "/health/readyz": {"get": {
-            "summary": "Readiness: PostgreSQL and Redis answer",
-            "responses": {"200": _json(_ref("Health"), "Ready"),
-                          "503": _error("Not ready; `checks` names the failed dependency")}}},
-        "/metrics": {"get": {
-            "summary": "Prometheus metrics",
-            "responses": {"200": {"description": "Text exposition format",
-                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "summary": "Readiness: PostgreSQL answers (Redis is reported, not required)",
+            "responses": {"200": _json(_ref("Health"), "Ready; status `degraded` when Redis "
+                                                       "does not answer"),
+                          "503": _error("Not ready: PostgreSQL does not answer")}}},
         "/": {"get": {
             "summary": "The web UI (or a note that it is not built)",
             "responses": {"200": {"description": "HTML",

@@ -161,6 +161,21 @@ async def list_messages(db: Executor, query: MessageQuery) -> list[Message]:
     return [_message(r) for r in rows]
 
 
+async def replay_page(db: Executor, after_id: int, rows: int, budget: int) -> list[Message]:
+    """Visible messages after `after_id`, oldest first: at most `rows`, and only as many
+    as start within `budget` bytes of text (so at least one), for a resuming stream."""
+    rows_found = await db.fetch_all(
+        "SELECT chat_message replay",
+        "SELECT m.id, m.user_id, u.nickname, m.text, m.created_at FROM ("
+        "  SELECT id, user_id, text, created_at, "
+        "    sum(octet_length(text)) OVER (ORDER BY id) - octet_length(text) AS before "
+        "  FROM (SELECT id, user_id, text, created_at FROM chat_message"
+        "        WHERE deleted_at IS NULL AND id > %s ORDER BY id ASC LIMIT %s) page) m "
+        "JOIN chat_user u ON u.id = m.user_id WHERE m.before < %s ORDER BY m.id ASC",
+        (after_id, rows, budget))
+    return [_message(r) for r in rows_found]
+
+
 async def list_stamp(db: Executor) -> tuple[int, int]:
     """(highest message id, deletion version): what message-list ETags derive from."""
     row = await db.fetch_one(

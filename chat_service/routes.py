@@ -20,6 +20,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/openapi.json", system.openapi, allow_head=False)
     app.router.add_get("/health/livez", system.livez, allow_head=False)
     app.router.add_get("/health/readyz", system.readyz, allow_head=False)
-    app.router.add_get("/metrics", system.metrics, allow_head=False)
     app.router.add_get("/", system.index, allow_head=False)
     app.router.add_get("/assets/{path:.+}", system.asset, allow_head=False)
+
+
+def setup_metrics_routes(app: web.Application) -> None:
+    """The routes of the metrics port (METRICS_PORT), apart from the API's."""
+    app.router.add_get("/metrics", system.metrics, allow_head=False)

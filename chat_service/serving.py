@@ -33,9 +33,11 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import multiprocess
 
+from chat_service import listening
 from chat_service.app import create_app
 from chat_service.config import Config
 from chat_service.metrics import use_multiprocess_files
+from chat_service.state import METRICS
 
 log = logging.getLogger("chat_service")
 
@@ -86,8 +88,9 @@ def serve(config: Config, workers: int, guard: Guard) -> int:
 
 
 async def _serve(config: Config, *, reuse_port: bool) -> None:
-    runner = web.AppRunner(create_app(config), access_log=None,
-                           shutdown_timeout=config.shutdown_timeout)
+    app = create_app(config)
+    runner = listening.runner(
+        app, config, on_slow_client=lambda: app[METRICS].limited.labels("header_timeout").inc())
     try:
         await runner.setup()
         site = web.TCPSite(runner, config.http_host, config.http_port, reuse_port=reuse_port)

@@ -16,6 +16,7 @@ from chat_service.events import EventHub
 from chat_service.metrics import Metrics
 from chat_service.passwords import PasswordHasher
 from chat_service.redis_store import RedisStore
+from chat_service.replaying import Replayer
 from chat_service.writing import MessageWriter
 
 CONFIG = web.AppKey("config", Config)
@@ -28,3 +29,4 @@ HUB = web.AppKey("hub", EventHub)
 HASHER = web.AppKey("hasher", PasswordHasher)
 LATEST = web.AppKey("latest", LatestMessages)
 WRITER = web.AppKey("writer", MessageWriter)
+REPLAYER = web.AppKey("replayer", Replayer)

@@ -7,65 +7,64 @@ import contextlib
 
 from aiohttp import web
 
-from chat_service import events, queries, validation
-from chat_service.models import Message
-from chat_service.state import CONFIG, DB, HUB
+from chat_service import events, inputs, validation
+from chat_service.errors import Busy, RateLimited
+from chat_service.state import CONFIG, HUB, METRICS, REPLAYER
 
-# A client further behind than this should reload the list instead (it gets `resync`).
-REPLAY_MAX = 1000
+# How long a refused client should wait before opening a stream again.
+RETRY_STREAM_SECONDS = 10
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
     """Stream `message.created` / `message.deleted`, first replaying what a resuming
-    client (Last-Event-ID or ?after_id=) missed."""
+    client (Last-Event-ID or ?after_id=) missed, a page at a time (`Replay`)."""
     cursor = validation.event_cursor(request.headers.get("Last-Event-ID"),
                                      request.query.get("after_id"))
     hub = request.app[HUB]
     # Subscribe before reading the replay, so no event falls in between.
-    subscriber = hub.subscribe()
     try:
-        replay, truncated = await _replay(request, cursor)
+        subscriber = hub.subscribe(inputs.client_address(request))
+    except events.TooManyStreams as e:
+        request.app[METRICS].limited.labels(
+            "streams_address" if e.per_address else "streams_process").inc()
+        if e.per_address:
+            raise RateLimited(RETRY_STREAM_SECONDS, "too many open event streams from your "
+                                                    "address") from None
+        raise Busy("this server has its most event streams open; try again shortly",
+                   RETRY_STREAM_SECONDS) from None
+    try:
+        replay = None if cursor is None else request.app[REPLAYER].start(cursor)
+        # The first page is read before answering, so PostgreSQL being down is a 503.
+        chunk = None if replay is None else await replay.next_chunk()
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             # nginx (the ingress) must not buffer the stream.
             "X-Accel-Buffering": "no"})
         await response.prepare(request)
-        await response.write(b"retry: 3000\n\n")
-        if truncated:
-            await response.write(b"event: resync\ndata: {}\n\n")
-        replayed_up_to = cursor or 0
-        for message in replay:
-            await response.write(events.sse_frame(events.created_event(message)))
-            replayed_up_to = message.id
-        heartbeat = request.app[CONFIG].sse_heartbeat
         with contextlib.suppress(ConnectionResetError):
-            while True:
-                try:
-                    event = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if event is None:
-                    break
-                if event["type"] == events.CREATED and \
-                        int(event["data"]["id"]) <= replayed_up_to:
-                    continue  # already sent in the replay
-                await response.write(events.sse_frame(event))
+            await response.write(b"retry: 3000\n\n")
+            while chunk is not None and replay is not None:
+                await response.write(chunk)
+                chunk = await replay.next_chunk()
+            if replay is not None and replay.truncated:
+                await response.write(b"event: resync\ndata: {}\n\n")
+            await _live(request, response, subscriber, replay.last_id if replay else 0)
         return response
     finally:
         hub.unsubscribe(subscriber)
 
 
-async def _replay(request: web.Request, cursor: int | None) -> tuple[list[Message], bool]:
-    if cursor is None:
-        return [], False
-    found: list[Message] = []
-    after = cursor
-    while len(found) < REPLAY_MAX:
-        page = await queries.list_messages(
-            request.app[DB], validation.MessageQuery(after_id=after, limit=validation.LIMIT_MAX))
-        found.extend(page)
-        if len(page) < validation.LIMIT_MAX:
-            return found, False
-        after = page[-1].id
-    return found, True
+async def _live(request: web.Request, response: web.StreamResponse,
+                subscriber: events.Subscriber, replayed_up_to: int) -> None:
+    heartbeat = request.app[CONFIG].sse_heartbeat
+    while True:
+        try:
+            event = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
+        except TimeoutError:
+            await response.write(b": keep-alive\n\n")
+            continue
+        if event is None:
+            return
+        if event["type"] == events.CREATED and int(event["data"]["id"]) <= replayed_up_to:
+            continue  # already sent in the replay
+        await response.write(events.sse_frame(event))

@@ -37,7 +37,11 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """GET /health/readyz: PostgreSQL and Redis answer within a second; 503 names which not."""
+    """GET /health/readyz: ready (200) when PostgreSQL answers within a second, since
+    every read needs it and nothing else; 503 otherwise. Redis is checked too and
+    reported in `checks` (200 with status `degraded` when only it is down: reading
+    works, posting and logging in answer 503) and in `chat_dependency_up`. A Redis
+    restart must not take every replica out of the Service at once."""
     async def probe(check: Awaitable[None]) -> str:
         try:
             async with asyncio.timeout(READY_TIMEOUT):
@@ -49,12 +53,13 @@ async def readyz(request: web.Request) -> web.Response:
     pg, redis = await asyncio.gather(probe(queries.ping(request.app[DB])),
                                      probe(request.app[REDIS].ping()))
     checks = {"postgresql": pg, "redis": redis}
-    failed = [name for name, state in checks.items() if state != "ok"]
-    if failed:
+    for name, state in checks.items():
+        request.app[METRICS].dependency_up.labels(name).set(1 if state == "ok" else 0)
+    if pg != "ok":
         return web.json_response(
-            {**error_body("unavailable", f"not ready: {', '.join(failed)}"), "checks": checks},
+            {**error_body("unavailable", "not ready: postgresql"), "checks": checks},
             status=503)
-    return web.json_response({"status": "ok", "checks": checks})
+    return web.json_response({"status": "ok" if redis == "ok" else "degraded", "checks": checks})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -26,8 +26,10 @@ import aiohttp
 from aiohttp import web
 from servers import PostgresServer, free_port
 
+from chat_service import listening
 from chat_service.app import create_app
 from chat_service.config import Config
+from chat_service.state import CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,6 +94,13 @@ class Service:
                 body = json.loads(raw)
             return Reply(resp.status, body, resp.headers)
 
+    async def metrics(self) -> str:
+        """The Prometheus text of the metrics port (METRICS_PORT)."""
+        port = self.app[CONFIG].metrics_port
+        async with self.http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            assert resp.status == 200
+            return await resp.text()
+
     async def register(self, nickname: str,
                        password: str = "correct horse") -> dict[str, Any]:  # noqa: S107
         """Register (and so log in) a user; returns the 201 body."""
@@ -112,7 +121,7 @@ async def running_service(config: Config, *,
     app = create_app(config)
     if customize is not None:
         customize(app)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
+    runner = listening.runner(app, config)
     await runner.setup()
     try:
         port = port or config.http_port

@@ -10,8 +10,8 @@ from chathelpers import Service, running_service, sse, wait_for, with_port
 from servers import PostgresServer
 
 from chat_service.config import Config
+from chat_service.replaying import REPLAY_MAX_ROWS
 from chat_service.state import CONFIG, HUB
-from chat_service.views.events import REPLAY_MAX
 
 
 async def test_events_across_two_replicas(config: Config) -> None:
@@ -81,8 +81,7 @@ async def test_heartbeat_comments(service: Service) -> None:
 async def test_live_clients_metric(service: Service) -> None:
     async with sse(service), sse(service):
         await wait_for(lambda: service.app[HUB].client_count == 2)
-        metrics = await service.call("GET", "/metrics")
-        assert "chat_live_clients 2.0" in metrics.body
+        assert "chat_live_clients 2.0" in await service.metrics()
     await wait_for(lambda: service.app[HUB].client_count == 0)
 
 
@@ -102,10 +101,10 @@ async def test_long_replay_is_capped_with_resync(service: Service,
                          "INSERT INTO chat_message (user_id, text) "
                          "SELECT 1, 'bulk ' || g FROM generate_series(1, 1100) g")
     async with sse(service, "?after_id=0") as stream:
-        first = await stream.next()
-        assert first.event == "resync"
-        replayed = [await stream.next() for _ in range(REPLAY_MAX)]
-        assert [int(e.id or 0) for e in replayed] == list(range(1, REPLAY_MAX + 1))
-        # Nothing beyond the cap is sent; the client reloads instead.
+        replayed = [await stream.next() for _ in range(REPLAY_MAX_ROWS)]
+        assert [int(e.id or 0) for e in replayed] == list(range(1, REPLAY_MAX_ROWS + 1))
+        # Nothing beyond the cap is sent; the client is told to reload instead.
+        last = await stream.next()
+        assert last.event == "resync"
         with pytest.raises(TimeoutError):
             await stream.next(seconds=1.5)

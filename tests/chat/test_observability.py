@@ -13,16 +13,22 @@ from chathelpers import ServerProcess, Service, wait_for
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from servers import free_port
 
+from chat_service.state import CONFIG
+
 
 async def test_metrics_content(service: Service) -> None:
     token = (await service.register("metric"))["token"]
     await service.post(token, "counted")
     await service.call("GET", "/api/messages")
     await service.call("GET", "/api/nope")
-    reply = await service.call("GET", "/metrics")
-    assert reply.status == 200
-    assert reply.headers["Content-Type"].startswith("text/plain")
-    text = reply.body
+    metrics_url = f"http://127.0.0.1:{service.app[CONFIG].metrics_port}/metrics"
+    async with service.http.get(metrics_url) as reply:
+        assert reply.status == 200
+        assert reply.headers["Content-Type"].startswith("text/plain")
+        assert reply.headers["Server"] == "chat"
+        text = await reply.text()
+    # Not on the API's port, which the Ingress routes.
+    assert (await service.call("GET", "/metrics")).status == 404
     assert 'chat_http_requests_total{method="POST",route="/api/register",status="201"} 1.0' in text
     assert 'chat_http_requests_total{method="POST",route="/api/messages",status="201"} 1.0' in text
     assert 'chat_http_requests_total{method="GET",route="/api/messages",status="200"} 1.0' in text
@@ -84,7 +90,7 @@ async def test_spans_exported_with_incoming_trace_id(
         mine = [s for s in spans() if s[1] == trace_id]
         names = {s[0] for s in mine}
         assert {"POST /api/register", "POST /api/messages", "INSERT chat_user",
-                "INSERT chat_message", "redis SET", "redis GETEX", "redis PUBLISH"} <= names
+                "INSERT chat_message", "redis EVALSHA", "redis GETEX", "redis PUBLISH"} <= names
         servers = [s for s in mine if s[0].startswith("POST ")]
         assert all(s[2] == parent_id and s[3] == 2 for s in servers)  # SERVER, child of caller
         assert all(s[4] == "chat-under-test" for s in mine)

@@ -155,10 +155,10 @@ async def test_redis_outage(own_config: Config,
                 await asyncio.to_thread(rd.stop)
                 down_at = len(traffic.acked)
                 await wait_for(lambda: traffic.count(503) > 10)
+                # Still ready: reading needs no Redis (see test_redis_outage_keeps_ready).
                 ready = await svc.call("GET", "/health/readyz")
-                assert ready.status == 503
+                assert ready.status == 200
                 assert ready.body["checks"] == {"postgresql": "ok", "redis": "unavailable"}
-                # Reading needs no Redis.
                 assert (await svc.call("GET", "/api/messages")).status == 200
                 # A message another replica committed but could not announce while Redis
                 # was down: the hub replays it from PostgreSQL when it resubscribes.
@@ -183,3 +183,34 @@ async def test_redis_outage(own_config: Config,
                 if event.event == "message.created":
                     seen.add(event.data["id"])
         assert await _ready(svc) == {"postgresql": "ok", "redis": "ok"}
+
+
+async def test_redis_outage_keeps_ready(own_config: Config,
+                                       own_servers: tuple[PostgresServer, RedisServer]) -> None:
+    # The review: a Redis restart marked every chat replica unready at once, taking down
+    # the reads, which do not need Redis. Readiness follows what serving needs.
+    _, rd = own_servers
+    async with running_service(own_config) as svc:
+        await wait_for(svc.app[HUB].subscribed.is_set)
+        ready = await svc.call("GET", "/health/readyz")
+        assert ready.body == {"status": "ok", "checks": {"postgresql": "ok", "redis": "ok"}}
+        await asyncio.to_thread(rd.stop)
+        try:
+            ready = await svc.call("GET", "/health/readyz")
+            assert ready.status == 200
+            assert ready.body == {"status": "degraded",
+                                  "checks": {"postgresql": "ok", "redis": "unavailable"}}
+            assert (await svc.call("GET", "/api/messages")).status == 200
+            await wait_for(lambda: not svc.app[HUB].subscribed.is_set())
+            metrics = await svc.metrics()
+            assert 'chat_dependency_up{dependency="redis"} 0.0' in metrics
+            assert 'chat_dependency_up{dependency="postgresql"} 1.0' in metrics
+            assert "chat_events_subscribed 0.0" in metrics
+        finally:
+            await asyncio.to_thread(rd.start)
+        await wait_for(svc.app[HUB].subscribed.is_set, seconds=20)
+        ready = await svc.call("GET", "/health/readyz")
+        assert ready.body["status"] == "ok"
+        metrics = await svc.metrics()
+        assert 'chat_dependency_up{dependency="redis"} 1.0' in metrics
+        assert "chat_events_subscribed 1.0" in metrics

@@ -53,8 +53,9 @@ def test_workers_share_the_port_and_report_together(
     assert len(workers) == 2
     for _ in range(60):
         assert _get(server.url + "/api/messages")[0] == 200
-    # Whichever worker answers the scrape, it counts every worker's requests.
-    _, text = _get(server.url + "/metrics")
+    # Whichever worker answers the scrape (on the metrics port, which every worker
+    # serves), it counts every worker's requests.
+    _, text = _get(f"http://127.0.0.1:{server.env['METRICS_PORT']}/metrics")
     assert _metric(text, "chat_http_requests_total", method="GET", route="/api/messages",
                    status="200") == 60
     assert _metric(text, "chat_db_pool_size") >= 2  # one pool per worker, summed
