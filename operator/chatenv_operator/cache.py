@@ -64,6 +64,7 @@ class Store:
         self._lock = threading.Lock()
         self._objects: dict[Kind, dict[Key, Manifest]] = {}
         self._synced: set[Kind] = set()
+        self._checked: dict[tuple[Kind, Key], tuple[int | None, str]] = {}
 
     # ------------------------------------------------------------------ reading
 
@@ -85,6 +86,17 @@ class Store:
         """Whether ``kind`` has been listed once: before that, absence means nothing."""
         with self._lock:
             return kind in self._synced
+
+    def checked(self, kind: Kind, obj: Mapping[str, Any], digest: str) -> bool:
+        """Whether this very version of ``obj`` was found to say ``digest``'s manifest."""
+        with self._lock:
+            return self._checked.get((kind, _key(obj))) == (_version(obj), digest)
+
+    def mark_checked(self, kind: Kind, obj: Mapping[str, Any], digest: str) -> None:
+        """Remember that this version of ``obj`` says ``digest``'s manifest, so the next
+        pass need not compare it field by field again until it changes."""
+        with self._lock:
+            self._checked[(kind, _key(obj))] = (_version(obj), digest)
 
     def sizes(self) -> dict[str, int]:
         with self._lock:
@@ -109,6 +121,7 @@ class Store:
     def remove(self, kind: Kind, obj: Mapping[str, Any]) -> None:
         with self._lock:
             self._objects.get(kind, {}).pop(_key(obj), None)
+            self._checked.pop((kind, _key(obj)), None)
 
     def replace(self, kind: Kind, items: Iterable[Mapping[str, Any]]) -> Change:
         """A fresh listing of ``kind``: the view becomes exactly ``items``."""
@@ -121,6 +134,8 @@ class Store:
                 if held is None or _version(held) != _version(obj):
                     change.changed.append(obj)
             change.removed = [o for k, o in before.items() if k not in fresh]
+            for k in before.keys() - fresh.keys():
+                self._checked.pop((kind, k), None)
             self._objects[kind] = fresh
             self._synced.add(kind)
         return change

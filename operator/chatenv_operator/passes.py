@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from .cache import Store
+from .constants import ANNOTATION_SPEC_HASH
 from .diffing import up_to_date, with_hash
 from .kinds import Kind, key_of, kind_of
 from .kube import ApiError
@@ -159,7 +160,7 @@ class Pass:
         current = [self.cache.get(kind_of(d), d["metadata"]["name"],
                                   d["metadata"].get("namespace")) for d in desired]
         stale = [i for i, (d, c) in enumerate(zip(desired, current, strict=True))
-                 if c is None or not up_to_date(d, c)]
+                 if not self.says(d, c)]
         fresh = [(who, m) for who, m in once if not self.memo.known(*who.fact(m))]
         requests: list[Callable[[], Manifest | None]] = [
             *(lambda i=i: self.api.apply_over(desired[i], current[i]) for i in stale),
@@ -180,6 +181,19 @@ class Pass:
             self.live[key_of(d)] = obj
             out.append(obj)
         return out
+
+    def says(self, desired: Manifest, live: Manifest | None) -> bool:
+        """``live`` says ``desired`` (a manifest ``with_hash``): compared field by field
+        once per version of the live object."""
+        if live is None:
+            return False
+        kind, digest = kind_of(desired), desired["metadata"]["annotations"][ANNOTATION_SPEC_HASH]
+        if self.cache.checked(kind, live, digest):
+            return True
+        if not up_to_date(desired, live):
+            return False
+        self.cache.mark_checked(kind, live, digest)
+        return True
 
     def create_once(self, who: Once, manifest: Manifest) -> None:
         """Create ``manifest`` unless it exists; never rewritten (a Secret's password

@@ -20,7 +20,7 @@ from .builders.plan import Plan, Step, plan
 from .conditions import Reason, Type, get_condition
 from .config import ProjectConfig
 from .constants import LABEL_COMPONENT, LABEL_ENVIRONMENT, POSTGRES_NAME
-from .diffing import up_to_date, with_hash
+from .diffing import with_hash
 from .environment import Environment, InvalidSpec, resolve
 from .kinds import NAMESPACE, PV, PVC, key_of, kind_of
 from .kube import ApiError
@@ -138,7 +138,7 @@ def _readiness(p: Pass, env: Environment, step: Step) -> Readiness:
     assert step.ready is not None
     live = p.read(step.ready.kind, step.ready.name, env.namespace)
     desired = next(m for m in step.objects if key_of(m) == step.ready.key)
-    if live is None or not up_to_date(with_hash(desired), live):
+    if not p.says(with_hash(desired), live):
         return Readiness(False, "about to change")
     return step.ready.check(live)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import yaml
@@ -33,6 +34,12 @@ UI_BASE_PATH = "/jaeger"
 
 
 def jaeger_config_text(env: Environment) -> str:
+    return _config_text(env.jaeger_max_traces)
+
+
+@functools.lru_cache(maxsize=16)
+def _config_text(max_traces: int) -> str:
+    """Jaeger's configuration: one YAML dump per distinct setting (a pass builds it often)."""
     config = {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
@@ -43,7 +50,7 @@ def jaeger_config_text(env: Environment) -> str:
             "healthcheckv2": {"use_v2": True,
                               "http": {"endpoint": f"0.0.0.0:{JAEGER_HEALTH_PORT}"}},
             "jaeger_storage": {"backends": {"memstore": {
-                "memory": {"max_traces": env.jaeger_max_traces}}}},
+                "memory": {"max_traces": max_traces}}}},
             "jaeger_query": {"storage": {"traces": "memstore"}, "base_path": UI_BASE_PATH,
                              "http": {"endpoint": f"0.0.0.0:{JAEGER_UI_PORT}"}},
         },
