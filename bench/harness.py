@@ -1,14 +1,19 @@
-"""Shared by the operator benchmarks: a cluster, deploy/ installed, the operator process.
+"""Shared by the operator benchmarks: a cluster, deploy/ installed, the operator process,
+and a poller that reads the cluster in-process.
 
 Uses the cluster $KUBECONFIG names, or starts the local control plane in a
 temporary directory (and stops it afterwards). The operator runs as a local
 process with its ServiceAccount's token (hack/local_operator.py), so its
 requests are countable from its metrics endpoint and its memory from /proc.
+Progress is polled through one in-process API client (``Cluster.api``), the same
+for the operator's runs and for the floor's, so no process start-up of a kubectl
+per poll weighs on either measurement.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -21,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatenv_operator.kinds import Kind
+from chatenv_operator.kube import Kube
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
@@ -29,6 +37,25 @@ PY = sys.executable
 class Cluster:
     kubeconfig: Path
     kubectl_bin: str
+    own: bool = False
+    """Started by this benchmark (so it may add fake nodes to it)."""
+
+    @functools.cached_property
+    def api(self) -> Kube:
+        return Kube.from_environment(str(self.kubeconfig))
+
+    def names(self, kind: Kind, label_selector: str | None = None) -> list[tuple[str, str]]:
+        """(namespace, name) of every object of ``kind``: metadata only, a light poll."""
+        query = {"labelSelector": label_selector} if label_selector else {}
+        _, url, headers, _, _ = self.api.api.param_serialize(
+            "GET", kind.path(), query_params=list(query.items()),
+            header_params={"Accept": "application/json;as=PartialObjectMetadataList;"
+                                     "g=meta.k8s.io;v=v1"}, auth_settings=["BearerToken"])
+        response = self.api.api.call_api("GET", url, header_params=headers,
+                                         _request_timeout=60)
+        response.read()
+        items = json.loads(response.data)["items"] or []
+        return [(i["metadata"].get("namespace", ""), i["metadata"]["name"]) for i in items]
 
     def kubectl(self, *args: str, stdin: str | None = None,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -51,7 +78,7 @@ def cluster() -> Iterator[Cluster]:
     subprocess.run([PY, str(ROOT / "hack" / "cluster.py"), "up", "--fake-nodes", "--no-build",
                     "--state-dir", str(state)], check=True, stdout=subprocess.DEVNULL)
     try:
-        yield Cluster(state / "kubeconfig", kubectl)
+        yield Cluster(state / "kubeconfig", kubectl, own=True)
     finally:
         subprocess.run([PY, str(ROOT / "hack" / "cluster.py"), "down", "--state-dir",
                         str(state)], stderr=subprocess.DEVNULL)
@@ -85,8 +112,16 @@ class Operator:
                    if k.startswith("chatenv_api_requests_total"))
 
     def peak_rss_mib(self) -> float:
+        """The most memory the process ever held (VmHWM)."""
+        return self._status_mib("VmHWM:")
+
+    def rss_mib(self) -> float:
+        """The memory it holds now (VmRSS)."""
+        return self._status_mib("VmRSS:")
+
+    def _status_mib(self, field: str) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
@@ -120,6 +155,11 @@ def wait(predicate: Callable[[], bool], timeout: float, what: str, interval: flo
 def ready(obj: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True"
                for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average, to print beside the figures."""
+    return os.getloadavg()[0]
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
