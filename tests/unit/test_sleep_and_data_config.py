@@ -61,7 +61,7 @@ def test_slot_data(mode: str) -> None:
 
 
 def test_bad_slot_data() -> None:
-    with pytest.raises(ConfigError, match="slots.data: must be one of empty, fixtures, "
-                                          "snapshot, got 'staging'"):
+    with pytest.raises(ConfigError, match=r"slots\.data: must be one of empty, fixtures, "
+                                          r"snapshot, got 'staging'"):
         parse_config(changed("slots.data", "staging"))
     assert parse_config(changed("slots.data", ...)).slots.data == "empty"
