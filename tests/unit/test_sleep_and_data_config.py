@@ -4,7 +4,6 @@ DevSlot starts with (slots.data): defaults, valid values, and bad ones named."""
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
