@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from aiohttp import web
 
 from chat_service import events, inputs, validation
-from chat_service.errors import Busy, RateLimited
+from chat_service.errors import Busy, RateLimited, Unavailable
+from chat_service.replaying import Replay
 from chat_service.state import CONFIG, HUB, METRICS, REPLAYER
+
+log = logging.getLogger(__name__)
 
 # How long a refused client should wait before opening a stream again.
 RETRY_STREAM_SECONDS = 10
@@ -43,15 +47,29 @@ async def stream(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         with contextlib.suppress(ConnectionResetError):
             await response.write(b"retry: 3000\n\n")
-            while chunk is not None and replay is not None:
-                await response.write(chunk)
-                chunk = await replay.next_chunk()
-            if replay is not None and replay.truncated:
-                await response.write(b"event: resync\ndata: {}\n\n")
+            if replay is not None and not await _rest_of_replay(response, replay, chunk):
+                return response
             await _live(request, response, subscriber, replay.last_id if replay else 0)
         return response
     finally:
         hub.unsubscribe(subscriber)
+
+
+async def _rest_of_replay(response: web.StreamResponse, replay: Replay,
+                          chunk: bytes | None) -> bool:
+    """Send the replay from `chunk` on; False if it had to stop (the stream ends, and the
+    client resumes from the last id it got)."""
+    while chunk is not None:
+        await response.write(chunk)
+        try:
+            chunk = await replay.next_chunk()
+        except Unavailable as e:
+            # The answer is under way, so no error can be sent any more.
+            log.warning("ending a resuming stream: %s", e.message)
+            return False
+    if replay.truncated:
+        await response.write(b"event: resync\ndata: {}\n\n")
+    return True
 
 
 async def _live(request: web.Request, response: web.StreamResponse,

@@ -3,6 +3,7 @@ that are not UTF-8 are a 4xx, never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -76,3 +77,17 @@ async def test_non_utf8_forwarding_header_is_no_500(config: Config,
                                           + b"\r\n\r\n" + body)
                 assert reply.status == 401, (raw, reply.body)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_non_utf8_stream_headers_start_a_live_stream(config: Config) -> None:
+    async with running_service(_trusting(config, "127.0.0.0/8")) as svc:
+        host, port = svc.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(b"GET /api/events HTTP/1.1\r\nHost: chat\r\nLast-Event-ID: \xff\xfe\r\n"
+                         b"X-Forwarded-For: \xc3(\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert b"retry: 3000" in await asyncio.wait_for(reader.readuntil(b"\n\n"), 5)
+        finally:
+            writer.close()

@@ -7,10 +7,12 @@ These tests stop their own servers, not the session's shared ones.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
+import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from chathelpers import (
@@ -214,3 +216,42 @@ async def test_redis_outage_keeps_ready(own_config: Config,
         metrics = await svc.metrics()
         assert 'chat_dependency_up{dependency="redis"} 1.0' in metrics
         assert "chat_events_subscribed 1.0" in metrics
+
+
+async def test_a_replay_ends_cleanly_when_postgresql_goes(
+        own_config: Config, own_servers: tuple[PostgresServer, RedisServer],
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The 200 of a resuming stream is sent before its last page is read: a failure then
+    # must end the stream (the client resumes from its last id), not try a second answer.
+    pg, _ = own_servers
+    pg.psql(own_config.postgres_db,
+            "INSERT INTO chat_user (nickname, nickname_key, password_hash) "
+            "VALUES ('bulk', 'bulk', 'x'); INSERT INTO chat_message (user_id, text) "
+            "SELECT 1, repeat(chr(119070), 2000) FROM generate_series(1, 1000)")
+    async with running_service(replace(own_config, sse_replay_max_bytes=2**26)):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", own_config.http_port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(b"GET /api/events?after_id=0 HTTP/1.1\r\nHost: chat\r\n\r\n")
+        await asyncio.sleep(1.0)  # the server is now waiting for this client to read
+        with caplog.at_level(logging.WARNING):
+            await asyncio.to_thread(pg.stop)
+            try:
+                data = b""
+                async with asyncio.timeout(30):
+                    while not data.endswith(b"\r\n0\r\n\r\n"):  # the stream's last chunk
+                        more = await reader.read(1 << 16)
+                        assert more, "the connection closed without ending the stream"
+                        data += more
+            finally:
+                writer.close()
+                await asyncio.to_thread(pg.start)
+    assert data.startswith(b"HTTP/1.1 200")
+    # Not a second answer (a JSON 503) written into the middle of the event stream.
+    assert data.count(b"HTTP/1.1 ") == 1
+    sent = data.count(b"event: message.created")
+    assert 0 < sent < 1000
+    assert any("ending a resuming stream" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
