@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2ehelpers import ROOT, Kubectl, wait_ready
+from e2ehelpers import ROOT, Kubectl, fetch, wait_ready, wait_until
 
 CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
 E2E = Path(__file__).resolve().parent
 # Starting the node and installing chatenv happen inside the first test's time.
 TIMEOUT = 600
+# How long after Ready an environment's URL may take to serve (the ingress controller
+# loads the routes of an Ingress it has just admitted).
+SERVING_AFTER_READY = 10
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -90,9 +93,13 @@ def kubectl(kubeconfig: Path) -> Kubectl:
 
 @pytest.fixture(scope="session")
 def dev_env(kubectl: Kubectl) -> dict[str, str]:
-    """The dev environment of deploy/examples/dev.yaml, Ready: its URL and namespace."""
+    """The dev environment of deploy/examples/dev.yaml, Ready and serving: URL, namespace."""
     kubectl("apply", "-f", str(ROOT / "deploy" / "examples" / "dev.yaml"))
-    return wait_ready(kubectl, "dev")
+    env = wait_ready(kubectl, "dev")
+    # Ready means the controller admitted the Ingress; its routes follow within moments.
+    wait_until("the URL to serve the UI", lambda: fetch(f"{env['url']}/")[0] == 200,
+               timeout=SERVING_AFTER_READY, interval=0.2)
+    return env
 
 
 @pytest.fixture
