@@ -51,10 +51,12 @@ async def test_postgres_comes_back_on_its_volume_with_the_messages(
     old_uid = kubectl("get", "pod", "postgres-0", "-n", ns, "-o",
                       "jsonpath={.metadata.uid}").stdout
     kubectl("delete", "pod", "postgres-0", "-n", ns, "--wait=true")
+    # The StatefulSet controller makes it again, under the same name.
+    wait_until("postgres-0 to be made again", lambda: kubectl(
+        "get", "pod", "postgres-0", "-n", ns, "-o", "jsonpath={.metadata.uid}",
+        check=False).stdout not in ("", old_uid), timeout=60)
     kubectl("wait", "--for=condition=Ready", "pod/postgres-0", "-n", ns, "--timeout=180s",
             timeout=200)
-    assert kubectl("get", "pod", "postgres-0", "-n", ns, "-o",
-                   "jsonpath={.metadata.uid}").stdout != old_uid
     assert kubectl("get", "pvc", "data-postgres-0", "-n", ns, "-o",
                    "jsonpath={.spec.volumeName}").stdout == volume
     deadline = time.monotonic() + 60
