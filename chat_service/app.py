@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,8 +23,7 @@ from chat_service import listening, migrating
 from chat_service.activity import activity_context, make_activity_middleware
 from chat_service.cache import LatestMessages
 from chat_service.config import Config
-from chat_service.database import Database, create_pool
-from chat_service.errors import DatabaseUnavailable
+from chat_service.database import Database, connect_patiently
 from chat_service.events import EventHub
 from chat_service.metrics import Metrics
 from chat_service.middlewares import (
@@ -135,7 +133,7 @@ async def _password_hasher(app: web.Application) -> AsyncIterator[None]:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    pool = await _connect_patiently(config)
+    pool = await connect_patiently(config)
     # Waiting for a busy pool may take longer than connecting: a burst queues.
     db = Database(pool, app[TRACER], acquire_timeout=config.postgres_pool_wait,
                   db_name=config.postgres_db)
@@ -159,22 +157,6 @@ async def _message_writer(app: web.Application) -> AsyncIterator[None]:
                            on_created=app[LATEST].note_created)
     app[WRITER] = writer
     yield
-
-
-async def _connect_patiently(config: Config) -> Any:
-    """The pool, retrying while PostgreSQL is starting, up to POSTGRES_STARTUP_TIMEOUT."""
-    deadline = time.monotonic() + config.postgres_startup_timeout
-    delay = 0.2
-    while True:
-        try:
-            return await create_pool(config)
-        except (OSError, TimeoutError, DatabaseUnavailable, psycopg2.OperationalError) as e:
-            if time.monotonic() + delay > deadline:
-                raise DatabaseUnavailable() from e
-            log.warning("PostgreSQL at %s:%s not reachable yet (%s); retrying",
-                        config.postgres_host, config.postgres_port, type(e).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

@@ -90,9 +90,10 @@ class Config:
     postgres_query_timeout: float = 3.0
     """POSTGRES_QUERY_TIMEOUT_SECONDS: limit for one statement, enforced both by the client
     and as the server's statement_timeout; a statement over it is a 503. Default 3 s."""
-    postgres_startup_timeout: float = 30.0
-    """POSTGRES_STARTUP_TIMEOUT_SECONDS: how long `serve` waits for PostgreSQL at start
-    before exiting non-zero (Kubernetes then restarts it). Default 30 s."""
+    postgres_startup_timeout: float = 120.0
+    """POSTGRES_STARTUP_TIMEOUT_SECONDS: how long `serve`, `migrate` and the admin tool
+    wait for PostgreSQL at start before exiting non-zero (Kubernetes then restarts them).
+    Default 120 s: an environment's migrations start beside its database."""
     migration_lock_timeout: float = 300.0
     """MIGRATION_LOCK_TIMEOUT_SECONDS: how long `migrate` waits for another migrator to
     finish (the migration lock) before it exits with code 5. Migrations themselves run

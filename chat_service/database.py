@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -178,13 +179,28 @@ async def create_pool(config: Config) -> Any:
     )
 
 
+async def connect_patiently(config: Config) -> Any:
+    """The pool, retrying while PostgreSQL is starting, up to POSTGRES_STARTUP_TIMEOUT."""
+    deadline = time.monotonic() + config.postgres_startup_timeout
+    delay = 0.2
+    while True:
+        try:
+            return await create_pool(config)
+        except (*_LOST, DatabaseUnavailable, psycopg2.OperationalError) as e:
+            if time.monotonic() + delay > deadline:
+                raise DatabaseUnavailable() from e
+            log.warning("PostgreSQL at %s:%s not reachable yet (%s); retrying",
+                        config.postgres_host, config.postgres_port, type(e).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 @asynccontextmanager
 async def open_database(config: Config) -> AsyncIterator[Database]:
-    """A `Database` for command-line work (migrate, admin): no tracing, closed on exit."""
-    try:
-        pool = await create_pool(config)
-    except _LOST:
-        raise DatabaseUnavailable() from None
+    """A `Database` for command-line work (migrate, admin): no tracing, closed on exit.
+    It waits for PostgreSQL as `serve` does, so a migration started beside a database
+    that is still starting (an init container) begins when the database answers."""
+    pool = await connect_patiently(config)
     try:
         yield Database(pool, NoOpTracer(), acquire_timeout=config.postgres_connect_timeout,
                        db_name=config.postgres_db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -89,3 +90,50 @@ def test_unreachable_database_exits_quickly(postgres_server: PostgresServer) -> 
     assert result.returncode == 3
     assert "postgresql is unavailable" in result.stderr
     assert run_cli(env, "migrate", timeout=30).returncode == 3
+
+
+def test_migrate_waits_for_a_database_that_is_still_starting(
+        postgres_server: PostgresServer) -> None:
+    """An init container starts beside PostgreSQL: migrate waits until it answers."""
+    import socket
+    import threading
+    import time
+
+    from servers import free_port
+
+    env = create_database(postgres_server, "late")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "chat_service", "migrate"], cwd=ROOT,
+                            env={"PATH": os.environ["PATH"], **env, "POSTGRES_PORT": str(port),
+                                 "POSTGRES_STARTUP_TIMEOUT_SECONDS": "60"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    assert proc.poll() is None, proc.communicate()
+    # The database "starts": a relay on the port it was told, to the real server.
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def relay(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", int(postgres_server.env[
+                "POSTGRES_PORT"])))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=relay, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        listener.close()
+    assert proc.returncode == 0, err
+    assert "0001_initial" in out

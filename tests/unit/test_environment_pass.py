@@ -91,7 +91,7 @@ def world() -> World:
     return World()
 
 
-def test_creation_applies_every_object_once_and_the_app_waits_for_its_data(
+def test_creation_applies_every_object_once_and_every_pod_starts_at_once(
         world: World) -> None:
     world.create()
     result = world.run()
@@ -99,24 +99,14 @@ def test_creation_applies_every_object_once_and_the_app_waits_for_its_data(
                           ("EVENT", "Applied")]
     chat = world.api.find(DEPLOYMENT, "chat", NS)
     assert chat is not None
-    assert (chat["spec"]["replicas"], chat["spec"]["paused"]) == (0, True)  # held: no pods
+    # No gate: the chat pods start beside their data services (migrate waits for PostgreSQL).
+    assert chat["spec"]["replicas"] == 2
+    assert "paused" not in chat["spec"]
     assert world.ready() == ("False", "WaitingPostgres")
-    assert world.status()["components"]["chat"] == {
-        "ready": False, "message": "waiting for postgres and redis"}
     assert result.requeue_after == 5.0
 
     world.run()
     assert world.sent == []  # nothing changed: not one request, reads included
-
-    world.api.settle_workloads()
-    world.run()
-    assert world.sent == [("APPLY", "Deployment/chat"), ("PATCH/status", "ChatEnvironment/dev"),
-                          ("EVENT", "Applied")]
-    released = world.api.find(DEPLOYMENT, "chat", NS)
-    assert released is not None
-    assert released["spec"]["replicas"] == 2
-    assert "paused" not in released["spec"]  # our field, dropped from what we apply
-    assert world.ready() == ("False", "WaitingChat")
 
     world.api.settle_workloads()
     result = world.run()
@@ -160,7 +150,7 @@ def test_a_new_process_checks_its_secrets_once_and_keeps_their_passwords(world: 
     assert world.sent == []
 
 
-def test_suspend_scales_every_workload_to_zero_and_resume_starts_data_first(
+def test_suspend_scales_every_workload_to_zero_and_resume_starts_them_again(
         world: World) -> None:
     world.create()
     world.settle()
@@ -178,8 +168,7 @@ def test_suspend_scales_every_workload_to_zero_and_resume_starts_data_first(
 
     world.change(suspended=False)
     world.run()
-    # PostgreSQL and Redis start again; the chat service waits for them.
-    assert world.api.find(DEPLOYMENT, "chat", NS)["spec"]["replicas"] == 0  # type: ignore[index]
+    assert world.api.find(DEPLOYMENT, "chat", NS)["spec"]["replicas"] == 2  # type: ignore[index]
     assert world.api.find(DEPLOYMENT, "redis", NS)["spec"]["replicas"] == 1  # type: ignore[index]
     world.settle()
 
