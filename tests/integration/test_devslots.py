@@ -173,24 +173,36 @@ def test_agent_rights_end_at_its_namespace(slots: Slots, api_client: client.ApiC
     assert not review(api_client, plan_user, "get", "secrets", plan_ns)
 
 
-def test_orphan_sweep_removes_what_lost_its_owner(custom: client.CustomObjectsApi,
-                                                  core: client.CoreV1Api,
-                                                  kubectl: Kubectl) -> None:
+def test_orphan_sweep_keeps_what_a_person_orphaned(custom: client.CustomObjectsApi,
+                                                   core: client.CoreV1Api,
+                                                   kubectl: Kubectl,
+                                                   operator: OperatorProcess) -> None:
+    """`--cascade=orphan` removes the namespace's ownerReference: with the operator's
+    labels alone, the sweep never deletes it (a label is easy to put on anything)."""
     name = f"t-orphan-{uuid.uuid4().hex[:6]}"
     ns = f"{name}-ns"
     custom.create_cluster_custom_object(GROUP, VERSION, "chatenvironments", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "ChatEnvironment",
         "metadata": {"name": name}, "spec": {"stage": "dev", "namespace": ns}})
     kubectl("wait", "--for=condition=Ready", f"chatenv/{name}", "--timeout=90s")
-    # Force-remove the owner: the garbage collector orphans the namespace instead of deleting it.
-    custom.delete_cluster_custom_object(GROUP, VERSION, "chatenvironments", name,
-                                        body=client.V1DeleteOptions(
-                                            propagation_policy="Orphan"))
-    wait_until(lambda: not_found(lambda: custom.get_cluster_custom_object(
-        GROUP, VERSION, "chatenvironments", name)), 30, "the owner to be gone")
-    wait_until(lambda: not_found(lambda: core.read_namespace(ns)) or core.read_namespace(
-        ns).status.phase == "Terminating", 60, "the sweep to delete the orphaned namespace")
-    wait_until(lambda: not_found(lambda: core.read_namespace(ns)), 120, "the namespace gone")
+    try:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "chatenvironments", name,
+                                            body=client.V1DeleteOptions(
+                                                propagation_policy="Orphan"))
+        wait_until(lambda: not_found(lambda: custom.get_cluster_custom_object(
+            GROUP, VERSION, "chatenvironments", name)), 30, "the owner to be gone")
+        wait_until(lambda: not core.read_namespace(ns).metadata.owner_references, 60,
+                   "the garbage collector to orphan the namespace")
+        sweeps = 'chatenv_object_reconciles_total{controller="pool",name="sweep"}'
+        time.sleep(3)  # past the grace period of the tests (3 s): the sweep judges it now
+        before = operator.metrics()[sweeps]
+        wait_until(lambda: operator.metrics()[sweeps] >= before + 2, 30,
+                   "two sweeps (every 2 s in the tests)")
+        namespace = core.read_namespace(ns)
+        assert namespace.status.phase == "Active"
+        assert namespace.metadata.labels["chatenv.dev/environment"] == name
+    finally:
+        core.delete_namespace(ns)
 
 
 def test_sweep_leaves_namespaces_with_a_live_owner(custom: client.CustomObjectsApi,

@@ -102,7 +102,7 @@ def test_sweep_deletes_only_on_a_clear_404_after_the_grace_period() -> None:
         managed_namespace("alive", "e3", "x3", old),            # owner exists
         managed_namespace("error", "e4", "x4", old),            # owner read fails: keep
         managed_namespace("young", "e5", "x5", T0 - timedelta(seconds=5)),  # in grace: keep
-        managed_namespace("ownerless", "e6", None, old),        # no refs, owner 404: orphan
+        managed_namespace("ownerless", "e6", None, old),        # labels alone: keep
     ]
     kube = StubKube({"Namespace": namespaces}, {
         "e1": None,
@@ -119,10 +119,34 @@ def test_sweep_deletes_only_on_a_clear_404_after_the_grace_period() -> None:
     kube.owners["e4"] = {"metadata": {"uid": "x4"}}
     kube.deleted.clear()
     sweep.sweep(kube, now=T0)  # type: ignore[arg-type]
-    assert sorted(kube.deleted) == ["gone", "ownerless", "replaced"]
+    assert sorted(kube.deleted) == ["gone", "replaced"]
 
 
 def test_sweep_of_an_empty_cluster_deletes_nothing() -> None:
     kube = StubKube({}, {})
     assert sweep.sweep(kube, now=T0) == []  # type: ignore[arg-type]
     assert kube.deleted == []
+
+
+def slot_environment(name: str, label: str, ref: tuple[str, str] | None) -> dict[str, Any]:
+    refs = [{"apiVersion": "chatenv.dev/v1alpha1", "kind": "DevSlot", "name": ref[0],
+             "uid": ref[1]}] if ref else []
+    return {"metadata": {"name": name, "uid": f"env-{name}",
+                         "creationTimestamp": "2026-11-26T11:00:00Z",
+                         "labels": {"chatenv.dev/devslot": label}, "ownerReferences": refs}}
+
+
+def test_sweep_needs_an_owner_reference_not_just_a_label() -> None:
+    """A label is easy to put on anything: an environment labelled as a slot's, or a
+    namespace labelled as managed, is never deleted without an ownerReference to a gone
+    owner; and the owner is looked up by the reference, not by the label."""
+    kube = StubKube({"ChatEnvironment": [
+        slot_environment("hand-made", "no-such-devslot", None),          # label only: keep
+        slot_environment("relabelled", "no-such-devslot", ("d1", "u1")),  # owner lives: keep
+        slot_environment("orphan", "d2", ("d2", "u2")),                   # owner 404: delete
+    ], "Namespace": [managed_namespace("labelled", "no-such-env", None,
+                                       T0 - timedelta(hours=1))]},
+        {"no-such-devslot": None, "no-such-env": None, "d1": {"metadata": {"uid": "u1"}},
+         "d2": None})
+    assert sweep.sweep(kube, now=T0) == ["ChatEnvironment/orphan"]  # type: ignore[arg-type]
+    assert kube.deleted == ["orphan"]
