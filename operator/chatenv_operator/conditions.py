@@ -49,6 +49,7 @@ class Reason(StrEnum):
     ALLOCATED = "Allocated"
     EXPIRING_SOON = "ExpiringSoon"
     EXPIRED = "Expired"
+    TOUCH_IGNORED = "TouchIgnored"
 
 
 NORMAL = "Normal"
@@ -84,8 +85,9 @@ REASONS: dict[Reason, Meaning] = {
         "number's); the environment starts once it is gone", NORMAL),
     Reason.INVALID_SPEC: Meaning(
         (CHATENV, DEVSLOT), "the spec passed the schema but cannot be realised (a reserved "
-        "namespace, a stage missing from services.yaml, spec.ttl above slots.maxTTL); no "
-        "retries until the spec changes", WARNING, problem=True),
+        "namespace, a stage missing from services.yaml, spec.ttl above slots.maxTTL: no "
+        "slot, and it still expires after slots.maxTTL); no retries until the spec changes",
+        WARNING, problem=True),
     Reason.NAMESPACE_CONFLICT: Meaning(
         (CHATENV,), "the namespace exists and is not this environment's; never adopted, "
         "the message says what to do", WARNING, problem=True),
@@ -113,6 +115,9 @@ REASONS: dict[Reason, Meaning] = {
                                   "slots.expiryWarning (chatenv touch extends it)", WARNING),
     Reason.EXPIRED: Meaning((DEVSLOT,), "Event only: the TTL ran out; the operator deletes "
                             "the DevSlot", NORMAL),
+    Reason.TOUCH_IGNORED: Meaning((DEVSLOT,), "Event only: chatenv.dev/refreshed-at is not a "
+                                  "time, or lies in the future: ignored, the TTL counts from "
+                                  "the last activity before it", WARNING),
 }
 PROBLEMS = frozenset(r for r, m in REASONS.items() if m.problem)
 

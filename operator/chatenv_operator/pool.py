@@ -68,7 +68,8 @@ def reconcile_pool(p: Pass, config: ProjectConfig, *, first_seen: Mapping[str, d
     holders = {uid for uid in taken.values() if uid}
     waiting = sorted(
         (d for d in devslots if not d["metadata"].get("deletionTimestamp")
-         and d["spec"].get("mode", "dev") != "repair" and d["metadata"]["uid"] not in holders),
+         and d["spec"].get("mode", "dev") != "repair" and d["metadata"]["uid"] not in holders
+         and not slots.invalid(d, config)),  # an invalid DevSlot never gets a slot
         key=lambda d: queue_order(d, first_seen))
     free = [n for n in range(1, config.slots.max_slots + 1) if n not in taken]
     queued: list[Mapping[str, Any]] = []
@@ -90,7 +91,7 @@ def reconcile_pool(p: Pass, config: ProjectConfig, *, first_seen: Mapping[str, d
             "queuePosition": position,
             "queuedAt": current.get("queuedAt") or format_precise(
                 first_seen.get(entry["metadata"]["uid"], p.now)),
-            "expiresAt": format_time(slots.expires_at(entry, config)),
+            "expiresAt": format_time(slots.expires_at(entry, config, p.now)),
             "conditions": slots.ready_condition(entry, False, Reason.POOL_EXHAUSTED, message,
                                                 p.now),
         })

@@ -38,25 +38,79 @@ log = logging.getLogger(__name__)
 
 POLL_WHILE_PROVISIONING = 5.0
 POLL_FOR_SECRETS = 30.0  # Secrets are not watched (the operator may not list them)
+SKEW = timedelta(seconds=60)
+"""How far in the future a `chatenv touch` may be believed (a client's clock ahead)."""
 
 __all__ = ["parse_time"]
 
 
 def ttl_seconds(devslot: Mapping[str, Any], config: ProjectConfig) -> int:
+    """spec.ttl as asked (or the default); ``effective_ttl`` is what expiry uses."""
     text = devslot["spec"].get("ttl")
     return parse_duration(text) if text else config.slots.default_ttl
 
 
-def last_activity(devslot: Mapping[str, Any]) -> datetime:
-    """Creation, or the latest `chatenv touch`, whichever is later."""
+def effective_ttl(devslot: Mapping[str, Any], config: ProjectConfig) -> int:
+    """The TTL expiry counts with: never above slots.maxTTL, whatever spec.ttl says."""
+    return min(ttl_seconds(devslot, config), config.slots.max_ttl)
+
+
+def invalid(devslot: Mapping[str, Any], config: ProjectConfig) -> str | None:
+    """Why a DevSlot cannot have a slot (InvalidSpec), or None. It still expires."""
+    if ttl_seconds(devslot, config) > config.slots.max_ttl:
+        return (f"spec.ttl {devslot['spec']['ttl']} exceeds slots.maxTTL "
+                f"{format_duration(config.slots.max_ttl)} of services.yaml")
+    return None
+
+
+def _time(text: Any) -> datetime | None:
+    """An RFC 3339 time, or None for anything else (never raises)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        when = parse_time(text)
+    except ValueError:
+        return None
+    return when if when is None or when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def refreshed_problem(devslot: Mapping[str, Any], now: datetime) -> str | None:
+    """What is wrong with the DevSlot's chatenv.dev/refreshed-at, if it is there and wrong:
+    not a time, or further in the future than a clock may be off."""
+    raw = (devslot["metadata"].get("annotations") or {}).get(ANNOTATION_REFRESHED_AT)
+    if raw is None:
+        return None
+    when = _time(raw)
+    if when is None:
+        return f"{ANNOTATION_REFRESHED_AT} {str(raw)[:64]!r} is not a time: ignored"
+    if when > now + SKEW:
+        return (f"{ANNOTATION_REFRESHED_AT} {raw} is in the future: ignored (the TTL counts "
+                "from the creation or the last touch before it)")
+    return None
+
+
+def last_activity(devslot: Mapping[str, Any], now: datetime | None = None) -> datetime:
+    """Creation, or the latest `chatenv touch`, whichever is later. A touch that is not a
+    time, or lies in the future, is not believed: the last activity recorded in the status
+    stands instead (never one in the future either), so neither a typo nor a date in 2099
+    moves the expiry."""
+    now = now or datetime.now(UTC)
     meta = devslot["metadata"]
-    created = parse_time(meta.get("creationTimestamp")) or datetime.now(UTC)
-    touched = parse_time((meta.get("annotations") or {}).get(ANNOTATION_REFRESHED_AT))
-    return max(created, touched) if touched else created
+    created = _time(meta.get("creationTimestamp")) or now
+    candidates = [created]
+    if refreshed_problem(devslot, now) is None:
+        candidates.append(_time((meta.get("annotations") or {}).get(ANNOTATION_REFRESHED_AT))
+                          or created)
+    else:
+        recorded = _time((devslot.get("status") or {}).get("lastActivity"))
+        if recorded is not None and recorded <= now + SKEW:
+            candidates.append(recorded)
+    return max(candidates)
 
 
-def expires_at(devslot: Mapping[str, Any], config: ProjectConfig) -> datetime:
-    return last_activity(devslot) + timedelta(seconds=ttl_seconds(devslot, config))
+def expires_at(devslot: Mapping[str, Any], config: ProjectConfig,
+               now: datetime | None = None) -> datetime:
+    return last_activity(devslot, now) + timedelta(seconds=effective_ttl(devslot, config))
 
 
 def owner_uid(obj: Mapping[str, Any], kind: str) -> str | None:
@@ -117,15 +171,16 @@ def publish(p: Pass, devslot: Mapping[str, Any], fields: Mapping[str, Any]) -> N
 def reconcile_devslot(p: Pass, devslot: Mapping[str, Any], config: ProjectConfig, *,
                       operator_namespace: str | None) -> Result:
     now = p.now
-    expiry = expires_at(devslot, config)
-    if ttl_seconds(devslot, config) > config.slots.max_ttl:
-        message = (f"spec.ttl {devslot['spec']['ttl']} exceeds slots.maxTTL "
-                   f"{format_duration(config.slots.max_ttl)} of services.yaml")
-        publish(p, devslot, {"conditions": ready_condition(devslot, False, Reason.INVALID_SPEC,
-                                                           message, now)})
-        return Result()
+    _warn_refreshed(p, devslot)
+    expiry = expires_at(devslot, config, now)
     if now >= expiry:
         return _expire(p, devslot)
+    problem = invalid(devslot, config)
+    if problem:
+        # No slot for it (the pool skips it), and it still expires: nothing lives forever.
+        publish(p, devslot, {"expiresAt": format_time(expiry), "conditions": ready_condition(
+            devslot, False, Reason.INVALID_SPEC, problem, now)})
+        return Result(requeue_after=max(1.0, (expiry - now).total_seconds()))
     warn_at = expiry - timedelta(seconds=config.slots.expiry_warning)
     expiring = now >= warn_at
     next_times = [(expiry - now).total_seconds()]
@@ -144,7 +199,7 @@ def reconcile_devslot(p: Pass, devslot: Mapping[str, Any], config: ProjectConfig
         state = _reconcile_allocated(p, devslot, env, config, operator_namespace)
     status = state.status
     status["expiresAt"] = format_time(expiry)
-    status["lastActivity"] = format_time(last_activity(devslot))
+    status["lastActivity"] = format_time(last_activity(devslot, now))
     status["observedGeneration"] = devslot["metadata"].get("generation")
     status["expiryWarned"] = expiring  # touched: warned again before the new expiry
     if expiring:
@@ -153,6 +208,19 @@ def reconcile_devslot(p: Pass, devslot: Mapping[str, Any], config: ProjectConfig
     if not state.ready:
         next_times.append(state.poll)
     return Result(requeue_after=max(0.5, min(next_times)))
+
+
+def _warn_refreshed(p: Pass, devslot: Mapping[str, Any]) -> None:
+    """A Warning Event, once per process and value, for a refreshed-at that is ignored."""
+    problem = refreshed_problem(devslot, p.now)
+    raw = str((devslot["metadata"].get("annotations") or {}).get(ANNOTATION_REFRESHED_AT))
+    uid = devslot["metadata"]["uid"]
+    if problem is None or p.memo.known(uid, "refreshed-at", raw):
+        return
+    log.warning("%s", problem)
+    p.events([event(devslot, type=WARNING, reason=Reason.TOUCH_IGNORED, message=problem,
+                    now=p.now, suffix=f"{int(p.now.timestamp() * 1e6):x}t")])
+    p.memo.learn(uid, "refreshed-at", raw)
 
 
 def _expire(p: Pass, devslot: Mapping[str, Any]) -> Result:
