@@ -44,6 +44,7 @@ class Reason(StrEnum):
     PROVISIONING = "Provisioning"
     AGENT_STARTING = "AgentStarting"
     AGENT_SECRET_MISSING = "AgentSecretMissing"  # noqa: S105 - a reason, not a secret
+    AGENT_SECRET_NOT_ALLOWED = "AgentSecretNotAllowed"  # noqa: S105 - a reason
     NO_STAGING_ENVIRONMENT = "NoStagingEnvironment"
     AMBIGUOUS_STAGING_ENVIRONMENT = "AmbiguousStagingEnvironment"
     ALLOCATED = "Allocated"
@@ -105,6 +106,10 @@ REASONS: dict[Reason, Meaning] = {
     Reason.AGENT_SECRET_MISSING: Meaning(
         (DEVSLOT,), "a Secret of spec.agent.secretRefs is not in the operator's namespace: "
         "the agent waits (looked for every 30 s), the rest of the slot runs", WARNING),
+    Reason.AGENT_SECRET_NOT_ALLOWED: Meaning(
+        (DEVSLOT,), "a Secret of spec.agent.secretRefs is neither in slots.agentSecrets of "
+        "services.yaml nor labelled chatenv.dev/agent-secret=true: nothing is copied, the "
+        "agent does not start, the rest of the slot runs", WARNING),
     Reason.NO_STAGING_ENVIRONMENT: Meaning((DEVSLOT,), "repair mode needs the ai-staging "
                                            "environment, and there is none"),
     Reason.AMBIGUOUS_STAGING_ENVIRONMENT: Meaning((DEVSLOT,), "repair mode needs exactly one "

@@ -18,6 +18,7 @@ import yaml
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 IMAGE = re.compile(r"^[^\s]+$")
 # A Kubernetes quantity, as a Pod spec takes it (and as the CRDs' schemas check it).
 QUANTITY = re.compile(r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
@@ -109,6 +110,11 @@ class SlotsConfig:
     data: str = "empty"
     """What a DevSlot's database starts with unless its spec.data says: empty, fixtures or
     snapshot (of the ai-staging environment)."""
+    agent_secrets: tuple[str, ...] = ()
+    """Secrets of the operator's namespace that a DevSlot's spec.agent.secretRefs may name
+    (copied into the slot's namespace for its agent); a Secret labelled
+    chatenv.dev/agent-secret=true may be named too. Any other is refused: the agent's image
+    is the DevSlot author's choice, and it would read the copy."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +256,15 @@ def _quantity(sec: _Section, key: str, pattern: re.Pattern[str], value: Any) -> 
     return text
 
 
+def _names(sec: _Section, key: str) -> tuple[str, ...]:
+    """A list of object names (DNS subdomains), e.g. Secret names."""
+    value = sec.raw(key, [])
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) and DNS_SUBDOMAIN.match(v) and len(v) <= 253 for v in value):
+        raise sec.fail(key, f"must be a list of object names, got {value!r}")
+    return tuple(value)
+
+
 def _idle(sec: _Section) -> int | None:
     """stages.<stage>.idle: a duration between 10s and 720h, or never (the default)."""
     if sec.raw("idle", "never") == "never":
@@ -302,6 +317,7 @@ def parse_config(document: Any) -> ProjectConfig:
         max_ttl=sl.duration("maxTTL", "168h"),
         expiry_warning=sl.duration("expiryWarning", "15m"),
         data=sl.text("data", default="empty"),
+        agent_secrets=_names(sl, "agentSecrets"),
     )
     if slots.data not in DATA_MODES:
         raise sl.fail("data", f"must be one of {', '.join(DATA_MODES)}, got {slots.data!r}")

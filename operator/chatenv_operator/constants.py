@@ -30,6 +30,8 @@ MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 ANNOTATION_SPEC_HASH = f"{GROUP}/applied-hash"
 ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
 ANNOTATION_REFRESHED_AT = f"{GROUP}/refreshed-at"
+# A Secret of the operator's namespace that DevSlots may name in spec.agent.secretRefs.
+LABEL_AGENT_SECRET = f"{GROUP}/agent-secret"
 
 # Object names inside an environment's namespace.
 CONFIGMAP_NAME = "chat-config"

@@ -264,13 +264,16 @@ def _reconcile_allocated(p: Pass, devslot: Mapping[str, Any], env: Mapping[str, 
     agent: agents.Agent = agents.NO_AGENT
     if devslot["spec"].get("agent"):
         ns = p.read(NAMESPACE, namespace)
-        agent = (agents.ensure(p, devslot, ns, slot, url, operator_namespace)
+        agent = (agents.ensure(p, devslot, ns, slot, url, operator_namespace,
+                                allowed=config.slots.agent_secrets)
                  if ns is not None and not ns["metadata"].get("deletionTimestamp")
                  else agents.Agent(False, "agent waiting for the namespace"))
     ready = env_is_ready and agent.ready
     name = env["metadata"]["name"]
     if agent.missing:
         condition = (False, Reason.AGENT_SECRET_MISSING, agent.missing)
+    elif agent.refused:
+        condition = (False, Reason.AGENT_SECRET_NOT_ALLOWED, agent.refused)
     elif ready:
         extra = "" if devslot["spec"].get("agent") else f"; {agent.note}"
         condition = (True, Reason.READY, f"slot {slot} ready at {url}{extra}")
@@ -319,11 +322,14 @@ def _reconcile_repair(p: Pass, devslot: Mapping[str, Any], config: ProjectConfig
     agent: agents.Agent = agents.NO_AGENT
     if devslot["spec"].get("agent"):
         ns = p.read(NAMESPACE, namespace)
-        agent = (agents.ensure(p, devslot, ns, None, url, operator_namespace)
+        agent = (agents.ensure(p, devslot, ns, None, url, operator_namespace,
+                                allowed=config.slots.agent_secrets)
                  if ns is not None
                  else agents.Agent(False, f"agent waiting for namespace {namespace}"))
     if agent.missing:
         condition = (False, Reason.AGENT_SECRET_MISSING, agent.missing)
+    elif agent.refused:
+        condition = (False, Reason.AGENT_SECRET_NOT_ALLOWED, agent.refused)
     elif agent.ready:
         condition = (True, Reason.READY, f"agent working in {namespace}" if agent.image
                      else f"in {namespace}; {agent.note}")

@@ -45,8 +45,9 @@ def test_a_missing_agent_secret_shows_in_status_and_events(
     assert not [line for line in operator.log_lines()
                 if name in line and "reconcile failed" in line]
 
-    core.create_namespaced_secret("chatenv-system", client.V1Secret(
-        metadata=client.V1ObjectMeta(name=secret), string_data={"TOKEN": "t"}))
+    core.create_namespaced_secret("chatenv-system", client.V1Secret(  # agents may read it
+        metadata=client.V1ObjectMeta(name=secret, labels={"chatenv.dev/agent-secret": "true"}),
+        string_data={"TOKEN": "t"}))
     try:
         wait_until(lambda: slot_ready(slots, name), 90, "the agent started once the secret "
                    "exists", interval=1)

@@ -126,7 +126,7 @@ def test_a_slot_mirrors_its_environment_then_is_ready_and_then_costs_nothing() -
 
 def test_an_agent_waits_for_its_secret_then_gets_a_copy() -> None:
     s = Slots()
-    s.create("d", agent={"image": "agent:1", "secretRefs": ["tokens"]})
+    s.create("d", agent={"image": "agent:1", "secretRefs": ["agent-credentials"]})
     s.pool()
     s.environment("slot-1")
     result = s.slot("d")
@@ -137,10 +137,10 @@ def test_an_agent_waits_for_its_secret_then_gets_a_copy() -> None:
     assert [r for r in s.api.requests if r[0] != "GET"] == []  # said once
 
     s.api.put({"apiVersion": "v1", "kind": "Secret",
-               "metadata": {"name": "tokens", "namespace": OPERATOR_NS},
+               "metadata": {"name": "agent-credentials", "namespace": OPERATOR_NS},
                "data": {"TOKEN": "dG9rZW4="}})
     s.slot("d")
-    copy = s.api.find(SECRET, "agent-tokens", NS)
+    copy = s.api.find(SECRET, "agent-agent-credentials", NS)
     assert copy is not None
     assert copy["data"] == {"TOKEN": "dG9rZW4="}
     assert s.api.find(DEPLOYMENT, "agent", NS) is not None
