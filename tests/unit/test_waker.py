@@ -217,3 +217,14 @@ async def test_the_server_answers_by_host_and_reports_ready() -> None:
         assert again.headers["X-Chatenv-State"] == "waking"
         assert (await again.json())["code"] == "waking"
     assert [a[0] for a in api.annotated] == ["slot-3"]
+
+
+def test_its_settings_leave_the_variables_of_kubernetes_service_links_alone() -> None:
+    from chatenv_operator.waker.__main__ import ports
+
+    links = {"CHATENV_WAKER_PORT": "tcp://10.96.113.17:80",
+             "CHATENV_WAKER_SERVICE_PORT": "80", "CHATENV_WAKER_PORT_80_TCP_PORT": "80"}
+    assert ports(links) == (8080, 8081)
+    assert ports({"CHATENV_WAKER_HTTP_PORT": "9000"}) == (9000, 8081)
+    with pytest.raises(SystemExit, match="CHATENV_WAKER_HEALTH_PORT must be a port"):
+        ports({"CHATENV_WAKER_HEALTH_PORT": "0"})

@@ -1,8 +1,9 @@
 """``python -m chatenv_operator.waker``: run the waker (the operator's image, another command).
 
-Settings from the environment: CHATENV_WAKER_PORT (8080, what the Ingresses send to),
+Settings from the environment: CHATENV_WAKER_HTTP_PORT (8080, what the Ingresses send to),
 CHATENV_WAKER_HEALTH_PORT (8081, ``/healthz``), CHATENV_LOG_FORMAT (json|text),
-CHATENV_LOG_LEVEL (INFO). A bad value stops it with a message naming the variable.
+CHATENV_LOG_LEVEL (INFO). A bad value stops it with a message naming the variable. (Not
+CHATENV_WAKER_PORT: Kubernetes sets that one in pods, for the Service of that name.)
 """
 
 from __future__ import annotations
@@ -47,9 +48,14 @@ async def serve(directory: Directory, port: int, health_port: int) -> None:
         await runner.cleanup()
 
 
+def ports(env: Mapping[str, str]) -> tuple[int, int]:
+    """(the port the Ingresses send to, the probes' port)."""
+    return (_port(env, "CHATENV_WAKER_HTTP_PORT", 8080),
+            _port(env, "CHATENV_WAKER_HEALTH_PORT", 8081))
+
+
 def main(env: Mapping[str, str]) -> int:
-    port = _port(env, "CHATENV_WAKER_PORT", 8080)
-    health_port = _port(env, "CHATENV_WAKER_HEALTH_PORT", 8081)
+    port, health_port = ports(env)
     logs.configure(env.get("CHATENV_LOG_FORMAT", "json"), env.get("CHATENV_LOG_LEVEL", "INFO"))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     directory = Directory(KubeApi())
