@@ -58,7 +58,9 @@ def local_services(shipped: dict[str, Any], images: dict[str, str], ingress: Ing
     defaults = config.setdefault("defaults", {})
     defaults["tls"] = {"mode": "off"}
     defaults["ingress"] = {"className": ingress.class_name,
-                           "controllerNamespace": ingress.namespace}
+                           "controllerNamespace": ingress.namespace,
+                           # The pod network (kind's too): the controller's pods are in it.
+                           "trustedProxyCIDRs": ["10.244.0.0/16"]}
     if ingress.port:
         defaults["ingress"]["port"] = ingress.port
     if small_requests:

@@ -8,6 +8,7 @@ Unknown keys are errors too, so a typo cannot silently fall back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -144,6 +145,36 @@ class Defaults:
     quota: Mapping[str, str]
     limit_default_request: Mapping[str, str]
     limit_default: Mapping[str, str]
+    trusted_proxies: tuple[str, ...] = ()
+    """defaults.ingress.trustedProxyCIDRs: the address ranges of the ingress controller's
+    pods; the chat service reads a client's address from X-Forwarded-For only when the
+    request comes from one of them (TRUSTED_PROXY_CIDRS). Empty: it uses the TCP peer's."""
+    metrics_namespace: str | None = None
+    """defaults.metrics.namespace: the namespace whose pods (Prometheus) may scrape the chat
+    pods' metrics port; None: nothing outside the environment's namespace reaches it."""
+    jaeger_public_ui: bool = False
+    """defaults.jaeger.publicUI: route /jaeger (Jaeger's UI and query API: every request's
+    path and SQL text) on the environment's public host. Off unless asked for."""
+    redis_storage_size: str = "1Gi"
+    """defaults.redis.storage.size: Redis's volume (its append-only file: sessions survive
+    a restart), in PostgreSQL's storage class."""
+    egress: Egress = field(default_factory=lambda: Egress())
+    """defaults.egress: where an environment's pods may connect outside their namespace."""
+
+
+@dataclass(frozen=True)
+class Egress:
+    """Where an environment's pods may open connections, beyond their own namespace."""
+
+    dns_namespace: str = "kube-system"
+    """The cluster DNS's namespace."""
+    dns_pod_labels: Mapping[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    """The labels of the cluster DNS's pods (any port: policies see the pod's port, after the
+    Service's translation, which need not be 53)."""
+    agent_denied_cidrs: tuple[str, ...] = ()
+    """Ranges an agent may not reach, beside link-local (cloud metadata: always denied)."""
+    api_server_cidrs: tuple[str, ...] = ()
+    """The API server's addresses, for agents, when agentDeniedCIDRs would cover them."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +296,41 @@ def _names(sec: _Section, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _cidrs(sec: _Section, key: str) -> tuple[str, ...]:
+    """A list of CIDR ranges with their host bits zero (10.244.0.0/16, fd00::/56)."""
+    value = sec.raw(key, [])
+    if not isinstance(value, list):
+        raise sec.fail(key, f"must be a list of CIDR ranges, got {value!r}")
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=True)
+        except (TypeError, ValueError):
+            raise sec.fail(key, f"must be a list of CIDR ranges such as 10.244.0.0/16 with "
+                                f"their host bits zero, got {item!r}") from None
+    return tuple(str(ipaddress.ip_network(item)) for item in value)
+
+
+def _labels(sec: _Section, key: str, default: Mapping[str, str]) -> dict[str, str]:
+    value = sec.raw(key, dict(default))
+    if not isinstance(value, dict) or not value or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise sec.fail(key, f"must be a mapping of label names to values, got {value!r}")
+    return dict(value)
+
+
+def _egress(sec: _Section) -> Egress:
+    default = Egress()
+    egress = Egress(
+        dns_namespace=sec.text("dnsNamespace", DNS_LABEL, default=default.dns_namespace,
+                               what="a namespace name", max_length=63),
+        dns_pod_labels=_labels(sec, "dnsPodLabels", default.dns_pod_labels),
+        agent_denied_cidrs=_cidrs(sec, "agentDeniedCIDRs"),
+        api_server_cidrs=_cidrs(sec, "apiServerCIDRs"),
+    )
+    sec.done()
+    return egress
+
+
 def _idle(sec: _Section) -> int | None:
     """stages.<stage>.idle: a duration between 10s and 720h, or never (the default)."""
     if sec.raw("idle", "never") == "never":
@@ -347,6 +413,7 @@ def parse_config(document: Any) -> ProjectConfig:
     ingress_port = ing.raw("port", None)
     if ingress_port is not None:
         ingress_port = ing.integer("port", 1, 65535)
+    trusted_proxies = _cidrs(ing, "trustedProxyCIDRs")
     ing.done()
 
     chat = d.section("chat", required=False)
@@ -364,13 +431,23 @@ def parse_config(document: Any) -> ProjectConfig:
 
     rd = d.section("redis", required=False)
     redis_resources = _resources(rd, "resources")
+    rd_storage = rd.section("storage", required=False)
+    redis_storage_size = _quantity(rd_storage, "size", STORAGE, rd_storage.raw("size", "1Gi"))
+    rd_storage.done()
     rd.done()
 
     jg = d.section("jaeger", required=False)
     jaeger_enabled = jg.boolean("enabled", default=True)
     jaeger_max_traces = jg.integer("maxTraces", 1000, 1_000_000, default=50000)
+    jaeger_public_ui = jg.boolean("publicUI", default=False)
     jaeger_resources = _resources(jg, "resources")
     jg.done()
+
+    mt = d.section("metrics", required=False)
+    metrics_namespace = mt.text("namespace", DNS_LABEL, default=None, what="a namespace name",
+                                max_length=63)
+    mt.done()
+    egress = _egress(d.section("egress", required=False))
 
     quota = _quantities(d, "quota", QUOTA_KEYS)
     lr = d.section("limitRange", required=False)
@@ -395,6 +472,9 @@ def parse_config(document: Any) -> ProjectConfig:
             jaeger_enabled=jaeger_enabled, jaeger_max_traces=jaeger_max_traces,
             jaeger_resources=jaeger_resources, quota=quota,
             limit_default_request=limit_default_request, limit_default=limit_default,
+            trusted_proxies=trusted_proxies, metrics_namespace=metrics_namespace,
+            jaeger_public_ui=jaeger_public_ui, redis_storage_size=redis_storage_size,
+            egress=egress,
         ),
     )
 

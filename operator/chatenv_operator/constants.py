@@ -29,6 +29,9 @@ MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 
 ANNOTATION_SPEC_HASH = f"{GROUP}/applied-hash"
 ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
+# On an environment's namespace: its host, to which an admission policy pins every Ingress
+# in it (deploy/admission.yaml).
+ANNOTATION_HOST = f"{GROUP}/host"
 ANNOTATION_REFRESHED_AT = f"{GROUP}/refreshed-at"
 # A Secret of the operator's namespace that DevSlots may name in spec.agent.secretRefs.
 LABEL_AGENT_SECRET = f"{GROUP}/agent-secret"
@@ -43,11 +46,15 @@ JAEGER_NAME = "jaeger"
 CHAT_NAME = "chat"
 INGRESS_NAME = "chat"
 NETWORK_POLICY_NAME = "chat-ingress-only"
+EGRESS_POLICY_NAME = "chat-egress"
+AGENT_EGRESS_POLICY_NAME = "agent-egress"
+REDIS_DATA_CLAIM = "redis-data"
 QUOTA_NAME = "chat-quota"
 LIMIT_RANGE_NAME = "chat-limits"
 
 CHAT_PORT = 8080
 ACTIVITY_PORT = 9091  # the chat service's internal port: GET /activity
+METRICS_PORT = 9090  # the chat service's metrics port: GET /metrics, never on the Ingress
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 JAEGER_OTLP_GRPC_PORT = 4317

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import DNS_LABEL, DNS_NAME, ProjectConfig, Resources, TLSConfig
+from .config import DNS_LABEL, DNS_NAME, Egress, ProjectConfig, Resources, TLSConfig
 from .constants import API_VERSION, CHATENV_KIND
 
 # Namespaces an environment may never take, whatever services.yaml says.
@@ -70,6 +70,14 @@ class Environment:
     ingress_port: int | None = None
     generation: int = 0
     """The ChatEnvironment's metadata.generation (what its status reports on)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """The ingress controller's address ranges (the chat service's TRUSTED_PROXY_CIDRS)."""
+    metrics_namespace: str | None = None
+    """The namespace admitted to the chat pods' metrics port, if any."""
+    jaeger_public_ui: bool = False
+    """Whether /jaeger (Jaeger's UI and query API) is routed on the public host."""
+    redis_storage_size: str = "1Gi"
+    egress: Egress = field(default_factory=Egress)
 
     @property
     def url(self) -> str:
@@ -177,4 +185,9 @@ def resolve(body: Mapping[str, Any], config: ProjectConfig, *,
         limit_default=d.limit_default,
         extra_labels=labels,
         generation=int(meta.get("generation") or 0),
+        trusted_proxies=d.trusted_proxies,
+        metrics_namespace=d.metrics_namespace,
+        jaeger_public_ui=bool(jaeger.get("publicUI", d.jaeger_public_ui)),
+        redis_storage_size=d.redis_storage_size,
+        egress=d.egress,
     )

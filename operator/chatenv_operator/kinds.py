@@ -99,6 +99,7 @@ WATCHED: tuple[Watch, ...] = (
     Watch(STATEFULSET),
     Watch(INGRESS),
     Watch(NETWORK_POLICY),
+    Watch(PVC),  # Redis's volume claim; PostgreSQL's comes from its StatefulSet
 )
 WATCHED_KINDS = frozenset(w.kind for w in WATCHED)
 

@@ -7,6 +7,7 @@ from ..constants import (
     CHAT_NAME,
     CHAT_PORT,
     CONFIGMAP_NAME,
+    METRICS_PORT,
     POSTGRES_SECRET,
     REDIS_SECRET,
 )
@@ -52,7 +53,8 @@ def chat_deployment(env: Environment) -> Manifest:
     serve = {
         "name": "chat",
         "command": ["python", "-m", "chat_service", "serve"],
-        "ports": [container_port("http", CHAT_PORT)],
+        # metrics: scraped from the pod, never through the Service the Ingress routes.
+        "ports": [container_port("http", CHAT_PORT), container_port("metrics", METRICS_PORT)],
         "readinessProbe": {"httpGet": {"path": "/health/readyz", "port": "http"},
                            "periodSeconds": 5, "timeoutSeconds": 3},
         "livenessProbe": {"httpGet": {"path": "/health/livez", "port": "http"},

@@ -11,6 +11,7 @@ from ..constants import (
     CONFIGMAP_NAME,
     JAEGER_NAME,
     JAEGER_OTLP_HTTP_PORT,
+    METRICS_PORT,
     POSTGRES_NAME,
     POSTGRES_PORT,
     POSTGRES_SECRET,
@@ -41,7 +42,10 @@ def config_data(env: Environment) -> dict[str, str]:
         "REDIS_PORT": str(REDIS_PORT),
         "REDIS_DB": "0",
         "OTEL_SERVICE_NAME": CHAT_NAME,
+        "METRICS_PORT": str(METRICS_PORT),
     }
+    if env.trusted_proxies:
+        data["TRUSTED_PROXY_CIDRS"] = ",".join(env.trusted_proxies)
     if env.jaeger_enabled:
         data["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{JAEGER_NAME}:{JAEGER_OTLP_HTTP_PORT}"
     return data
@@ -65,5 +69,6 @@ def redis_secret(env: Environment, password: str) -> Manifest:
     # The password reaches redis-server through its config file, never its command line.
     return SECRET.new(metadata(env, REDIS_SECRET, "redis"), type="Opaque", stringData={
         "password": password,
-        "redis.conf": f'requirepass {password}\nsave ""\nappendonly no\ndir /data\n',
+        # Persistence and memory are on redis-server's command line (builders.redis).
+        "redis.conf": f'requirepass {password}\nsave ""\ndir /data\n',
     })

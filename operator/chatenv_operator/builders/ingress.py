@@ -25,7 +25,7 @@ def tls_secret_name(env: Environment) -> str | None:
 
 def ingress(env: Environment) -> Manifest:
     paths = [_path("/api", CHAT_NAME, 80)]
-    if env.jaeger_enabled:
+    if env.jaeger_enabled and env.jaeger_public_ui:  # every trace, to anyone: on request only
         paths.append(_path("/jaeger", JAEGER_NAME, JAEGER_UI_PORT))
     paths.append(_path("/", CHAT_NAME, 80))
     annotations = ({CERT_MANAGER_ISSUER: env.tls.cluster_issuer}

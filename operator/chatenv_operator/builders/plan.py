@@ -97,7 +97,8 @@ def plan(env: Environment) -> Plan:
         # waits for PostgreSQL, and the service runs (degraded) until Redis answers.
         Step("postgres", (postgres.postgres_service(env), postgres.postgres_statefulset(env)),
              ready=ReadyWhen(kinds.STATEFULSET, POSTGRES_NAME, readiness.statefulset)),
-        Step("redis", (redis.redis_service(env), redis.redis_deployment(env)),
+        Step("redis", (redis.redis_service(env), redis.redis_volume_claim(env),
+                       redis.redis_deployment(env)),
              ready=ReadyWhen(kinds.DEPLOYMENT, REDIS_NAME, readiness.deployment)),
         Step("jaeger", (jaeger.jaeger_configmap(env), jaeger.jaeger_service(env),
                         jaeger.jaeger_deployment(env)),
@@ -107,7 +108,8 @@ def plan(env: Environment) -> Plan:
              ready=ReadyWhen(kinds.DEPLOYMENT, CHAT_NAME, readiness.deployment)),
         Step("ingress", (ingress.ingress(env),),
              ready=ReadyWhen(kinds.INGRESS, INGRESS_NAME, readiness.ingress)),
-        Step("policy", (namespace.network_policy(env), namespace.resource_quota(env),
+        Step("policy", (namespace.network_policy(env), namespace.egress_policy(env),
+                        namespace.agent_egress_policy(env), namespace.resource_quota(env),
                         namespace.limit_range(env))),
     ))
 
