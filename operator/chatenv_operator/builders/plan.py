@@ -105,7 +105,9 @@ def plan(env: Environment) -> Plan:
              ready=ReadyWhen(kinds.DEPLOYMENT, JAEGER_NAME, readiness.deployment),
              enabled=env.jaeger_enabled),
         Step("chat", (chat.chat_deployment(env), chat.chat_service(env)),
-             ready=ReadyWhen(kinds.DEPLOYMENT, CHAT_NAME, readiness.deployment)),
+             ready=ReadyWhen(kinds.DEPLOYMENT, CHAT_NAME, readiness.deployment),
+             # Held only behind a step that lists it in its `then` (a slot's data restore).
+             held=(_held(env, chat.chat_deployment), chat.chat_service(env))),
         Step("ingress", (ingress.ingress(env),),
              ready=ReadyWhen(kinds.INGRESS, INGRESS_NAME, readiness.ingress)),
         Step("policy", (namespace.network_policy(env), namespace.egress_policy(env),
