@@ -215,15 +215,25 @@ def test_cleanup_releases_the_slot_and_a_fork_pr_ends_green(
     name = slots.create(pr=5)["metadata"]["name"]
     context = {"github.repository": slots.repository, "github.event.pull_request.number": "5",
                "github.event.issue.number": "", "github.token": "token",
-               "github.event.pull_request": "true",
+               "github.event.pull_request": "true", "github.actor": "alice",
+               "vars.AI_ALLOWED_USERS": '["alice"]',
+               "github.event.repository.default_branch": "main",
                "github.event.pull_request.head.repo.full_name": "someone/fork",
                "github.event.pull_request.head.ref": "feature",
                "secrets.CHATENV_KUBECONFIG": ""}
-    fork = run(runner, "cleanup.yml", "cleanup", context)
+    fork = run(runner, "cleanup.yml", "release", context)
     assert not fork.failed, fork.log
     assert "::notice::no cluster credentials" in fork.log
     assert slots.get(name) is not None
-    done = run(runner, "cleanup.yml", "cleanup",
+    # Anyone may close their own issue or pull request: only the allowed release slots.
+    stranger = run(runner, "cleanup.yml", "release",
+                   {**context, "secrets.CHATENV_KUBECONFIG": ci_kubeconfig,
+                    "github.actor": "mallory"})
+    assert not stranger.failed, stranger.log
+    assert "::notice::mallory is not listed in AI_ALLOWED_USERS" in stranger.log
+    assert not stranger.step("Release the slot").ran
+    assert slots.get(name) is not None
+    done = run(runner, "cleanup.yml", "release",
                {**context, "secrets.CHATENV_KUBECONFIG": ci_kubeconfig})
     assert not done.failed, done.log
     wait_until(lambda: slots.get(name) is None, 30, "the DevSlot deleted")
