@@ -58,6 +58,31 @@ def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> Manifest
 READ = ["get", "list", "watch"]
 
 
+def _deployment(name: str, namespace: str, labels: dict[str, str], container: Manifest, *,
+                volumes: list[Manifest], **pod: Any) -> Manifest:
+    """One replica of one restricted, non-root container of an image built here, run as the
+    ServiceAccount ``name``; ``pod`` adds pod-level fields (and ``strategy`` the
+    Deployment's)."""
+    strategy = pod.pop("strategy", None)
+    spec: Manifest = {
+        "replicas": 1,
+        "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {
+            "serviceAccountName": name,
+            **pod,
+            "securityContext": _restricted_pod(),
+            "containers": [{"name": name, "imagePullPolicy": "Never", **container,
+                            "securityContext": _restricted_container()}],
+            "volumes": volumes,
+        }},
+    }
+    if strategy:
+        spec["strategy"] = strategy
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": spec}
+
+
 def kubelet_api_access() -> list[Manifest]:
     return [{
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
@@ -112,33 +137,19 @@ def coredns(image: str) -> list[Manifest]:
         ]),
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "coredns", "namespace": ns},
          "data": {"Corefile": corefile()}},
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "coredns", "namespace": ns, "labels": labels},
-         "spec": {
-             "replicas": 1,
-             "selector": {"matchLabels": labels},
-             "template": {"metadata": {"labels": labels}, "spec": {
-                 "serviceAccountName": "coredns",
-                 "priorityClassName": "system-cluster-critical",
-                 "dnsPolicy": "Default",
-                 "securityContext": _restricted_pod(),
-                 "containers": [{
-                     "name": "coredns", "image": image, "imagePullPolicy": "Never",
-                     "args": ["-conf", "/etc/coredns/Corefile"],
-                     "ports": [{"name": "dns", "containerPort": 1053, "protocol": "UDP"},
-                               {"name": "dns-tcp", "containerPort": 1053, "protocol": "TCP"}],
-                     "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181},
-                                        "periodSeconds": 2},
-                     "livenessProbe": {"httpGet": {"path": "/health", "port": 8080},
-                                       "periodSeconds": 10, "failureThreshold": 5},
-                     "resources": {"requests": {"cpu": "50m", "memory": "32Mi"},
-                                   "limits": {"memory": "170Mi"}},
-                     "securityContext": _restricted_container(),
-                     "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns"}],
-                 }],
-                 "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
-             }},
-         }},
+        _deployment("coredns", ns, labels, {
+            "image": image,
+            "args": ["-conf", "/etc/coredns/Corefile"],
+            "ports": [{"name": "dns", "containerPort": 1053, "protocol": "UDP"},
+                      {"name": "dns-tcp", "containerPort": 1053, "protocol": "TCP"}],
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 2},
+            "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 10,
+                              "failureThreshold": 5},
+            "resources": {"requests": {"cpu": "50m", "memory": "32Mi"},
+                          "limits": {"memory": "170Mi"}},
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns"}],
+        }, volumes=[{"name": "config", "configMap": {"name": "coredns"}}],
+            priorityClassName="system-cluster-critical", dnsPolicy="Default"),
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": "kube-dns", "namespace": ns, "labels": labels},
          "spec": {"clusterIP": CLUSTER_DNS, "selector": labels, "ports": [
@@ -162,52 +173,39 @@ def traefik(image: str, port: int) -> list[Manifest]:
          "metadata": {"name": INGRESS_CLASS,
                       "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
          "spec": {"controller": "traefik.io/ingress-controller"}},
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "traefik", "namespace": ns, "labels": labels},
-         "spec": {
-             "replicas": 1,
-             "strategy": {"type": "Recreate"},  # one hostPort: never two pods at once
-             "selector": {"matchLabels": labels},
-             "template": {"metadata": {"labels": labels}, "spec": {
-                 "serviceAccountName": "traefik",
-                 "securityContext": _restricted_pod(),
-                 "containers": [{
-                     "name": "traefik", "image": image, "imagePullPolicy": "Never",
-                     "args": [
-                         "--entryPoints.web.address=:8000",
-                         "--entryPoints.traefik.address=:8080",
-                         "--ping=true",
-                         "--providers.kubernetesIngress=true",
-                         # Routes go live right after the status says admitted (the
-                         # default waits up to 2 s after any earlier reload).
-                         "--providers.providersThrottleDuration=100ms",
-                         f"--providers.kubernetesIngress.ingressClass={INGRESS_CLASS}",
-                         # What the Ingress status reports: where users reach it.
-                         "--providers.kubernetesIngress.ingressEndpoint.ip=127.0.0.1",
-                         # A sleeping environment's Ingress routes to the waker through an
-                         # ExternalName Service (Traefik refuses those unless told).
-                         "--providers.kubernetesIngress.allowExternalNameServices=true",
-                         "--log.level=INFO",
-                         "--global.checkNewVersion=false",
-                         "--global.sendAnonymousUsage=false",
-                     ],
-                     "ports": [
-                         {"name": "web", "containerPort": 8000, "hostPort": port,
-                          "hostIP": "127.0.0.1", "protocol": "TCP"},
-                         {"name": "admin", "containerPort": 8080, "protocol": "TCP"},
-                     ],
-                     "readinessProbe": {"httpGet": {"path": "/ping", "port": "admin"},
-                                        "periodSeconds": 2},
-                     "livenessProbe": {"httpGet": {"path": "/ping", "port": "admin"},
-                                       "periodSeconds": 10, "failureThreshold": 5},
-                     "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
-                                   "limits": {"memory": "512Mi"}},
-                     "securityContext": _restricted_container(),
-                     "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                 }],
-                 "volumes": [{"name": "tmp", "emptyDir": {}}],
-             }},
-         }},
+        _deployment("traefik", ns, labels, {
+            "image": image,
+            "args": [
+                "--entryPoints.web.address=:8000",
+                "--entryPoints.traefik.address=:8080",
+                "--ping=true",
+                "--providers.kubernetesIngress=true",
+                # Routes go live right after the status says admitted (the
+                # default waits up to 2 s after any earlier reload).
+                "--providers.providersThrottleDuration=100ms",
+                f"--providers.kubernetesIngress.ingressClass={INGRESS_CLASS}",
+                # What the Ingress status reports: where users reach it.
+                "--providers.kubernetesIngress.ingressEndpoint.ip=127.0.0.1",
+                # A sleeping environment's Ingress routes to the waker through an
+                # ExternalName Service (Traefik refuses those unless told).
+                "--providers.kubernetesIngress.allowExternalNameServices=true",
+                "--log.level=INFO",
+                "--global.checkNewVersion=false",
+                "--global.sendAnonymousUsage=false",
+            ],
+            "ports": [
+                {"name": "web", "containerPort": 8000, "hostPort": port, "hostIP": "127.0.0.1",
+                 "protocol": "TCP"},
+                {"name": "admin", "containerPort": 8080, "protocol": "TCP"},
+            ],
+            "readinessProbe": {"httpGet": {"path": "/ping", "port": "admin"}, "periodSeconds": 2},
+            "livenessProbe": {"httpGet": {"path": "/ping", "port": "admin"}, "periodSeconds": 10,
+                              "failureThreshold": 5},
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                          "limits": {"memory": "512Mi"}},
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        }, volumes=[{"name": "tmp", "emptyDir": {}}],
+            strategy={"type": "Recreate"}),  # one hostPort: never two pods at once
     ]
 
 
@@ -240,32 +238,19 @@ def local_path_provisioner(image: str, helper_image: str, volumes: Path) -> list
              "teardown": '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
              "helperPod.yaml": json.dumps(helper),
          }},
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "local-path-provisioner", "namespace": ns, "labels": labels},
-         "spec": {
-             "replicas": 1,
-             "selector": {"matchLabels": labels},
-             "template": {"metadata": {"labels": labels}, "spec": {
-                 "serviceAccountName": "local-path-provisioner",
-                 "securityContext": _restricted_pod(),
-                 "containers": [{
-                     "name": "local-path-provisioner", "image": image,
-                     "imagePullPolicy": "Never",
-                     "args": ["start", "--config", "/etc/config/config.json",
-                              "--service-account-name", "local-path-provisioner",
-                              "--provisioner-name", "rancher.io/local-path",
-                              "--configmap-name", "local-path-config"],
-                     "env": [{"name": "POD_NAMESPACE",
-                              "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                             {"name": "CONFIG_MOUNT_PATH", "value": "/etc/config/"}],
-                     "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
-                                   "limits": {"memory": "128Mi"}},
-                     "securityContext": _restricted_container(),
-                     "volumeMounts": [{"name": "config", "mountPath": "/etc/config/"}],
-                 }],
-                 "volumes": [{"name": "config", "configMap": {"name": "local-path-config"}}],
-             }},
-         }},
+        _deployment("local-path-provisioner", ns, labels, {
+            "image": image,
+            "args": ["start", "--config", "/etc/config/config.json",
+                     "--service-account-name", "local-path-provisioner",
+                     "--provisioner-name", "rancher.io/local-path",
+                     "--configmap-name", "local-path-config"],
+            "env": [{"name": "POD_NAMESPACE",
+                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "CONFIG_MOUNT_PATH", "value": "/etc/config/"}],
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                          "limits": {"memory": "128Mi"}},
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/config/"}],
+        }, volumes=[{"name": "config", "configMap": {"name": "local-path-config"}}]),
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
          "metadata": {"name": "standard",
                       "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
