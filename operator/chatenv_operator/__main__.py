@@ -3,6 +3,7 @@
     python -m chatenv_operator run                     # the operator (kopf)
     python -m chatenv_operator render -f env.yaml      # manifests, like `helm template`
     python -m chatenv_operator check-config            # validate services.yaml and exit
+    python -m chatenv_operator hold-secrets            # once, after upgrading (administrator)
 """
 
 from __future__ import annotations
@@ -70,6 +71,17 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def hold_secrets(args: argparse.Namespace) -> int:
+    from .holding import hold_existing
+    from .kube import Kube
+
+    settings, config = _load(args)
+    home = args.namespace or settings.namespace or "chatenv-system"
+    for what in hold_existing(Kube.from_environment(), config, home):
+        print(f"held a copy of {what} in {home}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chatenv_operator",
                                      description="chatenv's Kubernetes operator")
@@ -79,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("render", help="print the manifests of a ChatEnvironment, offline")
     r.add_argument("-f", "--filename", required=True, help="a ChatEnvironment YAML file, or -")
     sub.add_parser("check-config", help="validate services.yaml and exit")
+    h = sub.add_parser("hold-secrets", help="once, as an administrator: copy the generated "
+                       "Secrets of environments made before the operator held copies")
+    h.add_argument("--namespace", help="the operator's namespace (default: $CHATENV_NAMESPACE "
+                   "or chatenv-system)")
     args = parser.parse_args(argv)
-    command = {"run": run, "render": render_command, "check-config": check_config}.get(
-        args.command or "run", run)
+    command = {"run": run, "render": render_command, "check-config": check_config,
+               "hold-secrets": hold_secrets}.get(args.command or "run", run)
     try:
         return command(args)
     except (ConfigError, SettingsError, InvalidSpec) as e:

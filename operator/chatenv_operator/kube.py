@@ -238,12 +238,28 @@ class Kube:
                          meta.get("namespace"))
         return self.apply(manifest)
 
-    def create(self, manifest: Manifest) -> Manifest | None:
-        """Create the object; None when it already exists (creation by name is a lock)."""
+    def create(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest | None:
+        """Create the object; None when it already exists (creation by name is a lock).
+        ``dry_run``: only ask whether it would be created (it exists: None), which needs
+        the right to create, not to read."""
         kind = kind_of(manifest)
+        query = {"fieldManager": self.field_manager, **({"dryRun": "All"} if dry_run else {})}
         try:
             return self.request(  # type: ignore[no-any-return]
                 "POST", kind.path(manifest["metadata"].get("namespace")), body=manifest,
+                query=query)
+        except ApiError as e:
+            if e.status == 409:
+                return None
+            raise
+
+    def replace(self, manifest: Manifest) -> Manifest | None:
+        """PUT the whole object, at its metadata.resourceVersion; None when someone changed
+        it since (409): compare-and-swap, as a Lease needs."""
+        kind, meta = kind_of(manifest), manifest["metadata"]
+        try:
+            return self.request(  # type: ignore[no-any-return]
+                "PUT", kind.path(meta.get("namespace"), meta["name"]), body=manifest,
                 query={"fieldManager": self.field_manager})
         except ApiError as e:
             if e.status == 409:

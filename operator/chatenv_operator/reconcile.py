@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import reporting
+from . import holding, reporting
 from .builders.plan import Plan, Step, plan
 from .conditions import Reason, Type, get_condition
 from .config import ProjectConfig
@@ -63,7 +63,7 @@ def reconcile_environment(p: Pass, body: Mapping[str, Any], config: ProjectConfi
         return Result(requeue_after=POLL_ON_CONFLICT)
 
     try:
-        components = apply_plan(p, env, plan(env), password)
+        components = apply_plan(p, env, plan(env), password, home=operator_namespace)
     except ApiError as e:
         if e.namespace_terminating:  # deleted under our feet: the garbage collector's turn
             return Result(requeue_after=POLL_WHILE_TERMINATING)
@@ -78,6 +78,10 @@ def reconcile_environment(p: Pass, body: Mapping[str, Any], config: ProjectConfi
     status.update(reporting.workloads(env, p.live, components, old.get("images") or {}))
     reporting.publish(p, body, status)
     ready = (get_condition(status, Type.READY) or {}).get("status") == "True"
+    if not ready and (get_condition(old, Type.READY) or {}).get("status") == "True":
+        # What stops a Ready environment may be a Secret deleted under it (Secrets are not
+        # watched): the next pass makes what it generated again, from the copies held.
+        p.memo.forget(env.owner.uid)
     done = ready or (env.suspended and all(c.ready for c in components.values()))
     return Result(requeue_after=None if done else POLL_WHILE_PROGRESSING)
 
@@ -101,16 +105,18 @@ def _namespace_conflict(env: Environment, ns: Mapping[str, Any] | None, *,
             f"adopts a namespace: {free} (this environment then starts by itself), {where}")
 
 
-def apply_plan(p: Pass, env: Environment, the_plan: Plan,
-               password: Password) -> dict[str, Readiness]:
-    """Apply every step; returns each component's readiness, in plan order."""
+def apply_plan(p: Pass, env: Environment, the_plan: Plan, password: Password, *,
+               home: str | None = None) -> dict[str, Readiness]:
+    """Apply every step; returns each component's readiness, in plan order. The generated
+    Secrets first, each from the copy held in ``home`` (``holding``), so that no pod
+    starts before them."""
     namespace = p.ensure(the_plan.namespace)
     ready = {s.name: _readiness(p, env, s) for s in the_plan.steps if s.ready}
     held = {s.name for s in the_plan.steps if _held(p, env, the_plan, s, ready)}
     enabled = [s for s in the_plan.steps if s.enabled]
     who = Once(env.owner.uid, namespace["metadata"].get("uid", ""))
-    p.ensure_all([m for s in enabled for m in (s.held if s.name in held else s.objects)],
-                 once=[(who, make(password())) for s in enabled for make in s.once])
+    holding.ensure(p, env, who, [make(password()) for s in enabled for make in s.once], home)
+    p.ensure_all([m for s in enabled for m in (s.held if s.name in held else s.objects)])
     for step in the_plan.steps:
         if not step.enabled:
             _prune(p, env, step)

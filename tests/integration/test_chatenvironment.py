@@ -296,7 +296,7 @@ def test_operator_killed_during_creation_converges(envs: Envs, kubectl: Kubectl,
         ns = env["spec"]["namespace"]
         assert len(apps.list_namespaced_deployment(ns).items) == 3  # chat, redis, jaeger
         assert len(apps.list_namespaced_stateful_set(ns).items) == 1
-        assert len(core.list_namespaced_persistent_volume_claim(ns).items) == 1
+        assert len(core.list_namespaced_persistent_volume_claim(ns).items) == 2  # pg, redis
         secrets_now[ns] = core.read_namespaced_secret("postgres-credentials", ns).data
     operator.kill()
     operator.start()

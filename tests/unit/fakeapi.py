@@ -164,13 +164,27 @@ class FakeApi:
             obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
         return self._store(kind, obj)
 
-    def create(self, manifest: Manifest) -> Manifest | None:
+    def create(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest | None:
         kind, meta = kind_of(manifest), manifest["metadata"]
-        self._log("CREATE", kind, meta["name"])
+        self._log("CREATE?" if dry_run else "CREATE", kind, meta["name"])
         if self.find(kind, meta["name"], meta.get("namespace")) is not None:
             return None
+        if dry_run:
+            return copy.deepcopy(manifest)
         obj = copy.deepcopy(manifest)
         obj["metadata"].update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=STAMP)
+        return self._store(kind, obj)
+
+    def replace(self, manifest: Manifest) -> Manifest | None:
+        kind, meta = kind_of(manifest), manifest["metadata"]
+        self._log("PUT", kind, meta["name"])
+        held = self.find(kind, meta["name"], meta.get("namespace"))
+        if held is None:
+            raise ApiError(404, "NotFound", f"{kind.kind} {meta['name']} not found")
+        if held["metadata"]["resourceVersion"] != meta.get("resourceVersion"):
+            return None  # 409: changed since it was read
+        obj = copy.deepcopy(manifest)
+        obj["metadata"] = {**held["metadata"], **obj["metadata"]}
         return self._store(kind, obj)
 
     def delete(self, kind: Kind, name: str, namespace: str | None = None, *,

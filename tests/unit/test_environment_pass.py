@@ -27,8 +27,14 @@ CONFIG = load_config(ROOT / "services.yaml")
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 NS = "dev-ns"
 
+HELD = "Secret/dev.dev-uid"  # the operator's copies: <environment>.<its uid>.<secret>
 CREATION = [
     ("APPLY", "Namespace/dev-ns"),
+    # Each generated Secret: no copy held yet, none in the namespace, so the copy first.
+    ("GET", f"{HELD}.postgres-credentials"), ("CREATE?", "Secret/postgres-credentials"),
+    ("CREATE", f"{HELD}.postgres-credentials"), ("CREATE", "Secret/postgres-credentials"),
+    ("GET", f"{HELD}.redis-credentials"), ("CREATE?", "Secret/redis-credentials"),
+    ("CREATE", f"{HELD}.redis-credentials"), ("CREATE", "Secret/redis-credentials"),
     ("APPLY", "ConfigMap/chat-config"),
     ("APPLY", "Service/postgres"), ("APPLY", "StatefulSet/postgres"),
     ("APPLY", "Service/redis"), ("APPLY", "PersistentVolumeClaim/redis-data"),
@@ -40,7 +46,6 @@ CREATION = [
     ("APPLY", "NetworkPolicy/chat-ingress-only"), ("APPLY", "NetworkPolicy/chat-egress"),
     ("APPLY", "NetworkPolicy/agent-egress"), ("APPLY", "ResourceQuota/chat-quota"),
     ("APPLY", "LimitRange/chat-limits"),
-    ("CREATE", "Secret/postgres-credentials"), ("CREATE", "Secret/redis-credentials"),
 ]
 
 
@@ -53,7 +58,7 @@ class World:
 
     def create(self, name: str = "dev", **spec: Any) -> None:
         self.api.put({"apiVersion": "chatenv.dev/v1alpha1", "kind": "ChatEnvironment",
-                      "metadata": {"name": name},
+                      "metadata": {"name": name, "uid": f"{name}-uid"},
                       "spec": {"stage": "dev", "namespace": f"{name}-ns", **spec}})
 
     def change(self, name: str = "dev", **spec: Any) -> None:
@@ -145,8 +150,9 @@ def test_a_new_process_checks_its_secrets_once_and_keeps_their_passwords(world: 
     password = world.api.find(SECRET, "postgres-credentials", NS)["stringData"]  # type: ignore[index]
     world.memo = Memo()  # the operator restarted
     world.run()
-    assert world.sent == [("CREATE", "Secret/postgres-credentials"),
-                          ("CREATE", "Secret/redis-credentials")]  # both answer 409
+    assert world.sent == [  # both copies are there, both Secrets answer 409
+        ("GET", f"{HELD}.postgres-credentials"), ("CREATE", "Secret/postgres-credentials"),
+        ("GET", f"{HELD}.redis-credentials"), ("CREATE", "Secret/redis-credentials")]
     assert world.api.find(SECRET, "postgres-credentials", NS)["stringData"] == password  # type: ignore[index]
     world.run()
     assert world.sent == []
