@@ -22,7 +22,8 @@ from .runtime import Runtime
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) -> None:
-    settings.peering.standalone = True  # one replica, Recreate strategy: no peering needed
+    # kopf's peering is not needed: the replicas elect a leader over a Lease (``leading``).
+    settings.peering.standalone = True
     settings.networking.request_timeout = 60
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = FIELD_MANAGER

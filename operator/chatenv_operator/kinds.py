@@ -66,13 +66,14 @@ INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses", True)
 NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True)
 ROLE = Kind("rbac.authorization.k8s.io/v1", "Role", "roles", True)
 ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True)
+LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases", True)
 CHATENV = Kind(API_VERSION, "ChatEnvironment", "chatenvironments", False)
 DEVSLOT = Kind(API_VERSION, "DevSlot", "devslots", False)
 
 KINDS: dict[tuple[str, str], Kind] = {(k.api_version, k.kind): k for k in (
     NAMESPACE, CONFIGMAP, SECRET, SERVICE, SERVICE_ACCOUNT, PVC, PV, RESOURCE_QUOTA, LIMIT_RANGE,
     EVENT, POD, DEPLOYMENT, STATEFULSET, JOB, INGRESS, NETWORK_POLICY, ROLE, ROLE_BINDING,
-    CHATENV, DEVSLOT)}
+    LEASE, CHATENV, DEVSLOT)}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import metrics, watching
+from . import leading, metrics, watching
 from .cache import Store
 from .config import ProjectConfig
 from .constants import LABEL_DEVSLOT, LABEL_ENVIRONMENT
@@ -71,6 +73,10 @@ class Runtime:
     _metrics: web.AppRunner | None = None
     _loop: asyncio.AbstractEventLoop = field(init=False)
     _requests: concurrent.futures.ThreadPoolExecutor = field(init=False)
+    elector: leading.Elector | None = field(init=False)
+    """None: no election (CHATENV_LEASE_SECONDS=0, or no namespace): this process leads."""
+    _election: asyncio.Task[None] | None = None
+    _leading: bool = False
 
     def __post_init__(self) -> None:
         workers, resync = self.settings.workers, self.settings.resync_seconds
@@ -91,6 +97,10 @@ class Runtime:
         # The requests of a pass that do not depend on each other go out together.
         self._requests = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.concurrent_requests, thread_name_prefix="request")
+        lease, namespace = self.settings.lease_seconds, self.settings.namespace
+        self.elector = leading.Elector(
+            self.kube, namespace, lease_seconds=lease, renew_seconds=lease * 0.7,
+            retry_seconds=max(1.0, lease / 6)) if lease and namespace else None
 
     @property
     def controllers(self) -> list[Controller]:
@@ -223,23 +233,58 @@ class Runtime:
             raise RuntimeError(f"the watches did not list every kind within {SYNC_TIMEOUT} s")
         log.info("watching %d kinds: %s", len(self.reflectors), ", ".join(
             f"{k} {n}" for k, n in sorted(self.cache.sizes().items())))
+        if self.settings.metrics_port:
+            self._metrics = await metrics.serve(self.instruments, self.settings.metrics_port)
+        if self.elector is None:
+            self._lead()
+        else:  # the watches stay warm meanwhile: a takeover starts from a full view
+            self._election = asyncio.create_task(self._elect(self.elector), name="election")
+
+    def _lead(self) -> None:
+        self._leading = True
         for controller in self.controllers:
             controller.start()
         self.pool.enqueue(POOL)
         self.pool.enqueue(SWEEP, delay=self.settings.sweep_seconds)
-        if self.settings.metrics_port:
-            self._metrics = await metrics.serve(self.instruments, self.settings.metrics_port)
         log.info("operator started: project %s, up to %d workers per controller",
                  self.config.project, self.settings.workers)
+
+    async def _elect(self, elector: leading.Elector) -> None:
+        """Try for the Lease until this process leads, then renew it; a leader that could
+        not renew in time stops the process (its controllers first): it restarts as a
+        candidate, and whatever it had queued is read again by whoever leads."""
+        while True:
+            try:
+                leads = await asyncio.to_thread(elector.attempt)
+            except (ApiError, OSError) as e:
+                log.warning("leader election: %s", e)
+                leads = elector.leading and not elector.lost()
+                elector.leading = leads
+            if leads and not self._leading:
+                self._lead()
+            elif self._leading and not leads:
+                log.error("not the leader any more: stopping")
+                for controller in self.controllers:
+                    await controller.stop()
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            await asyncio.sleep(elector.retry_seconds)
 
     def _wait_synced(self, timeout: float) -> bool:
         return all(r.synced.wait(timeout) for r in self.reflectors)
 
     async def stop(self) -> None:
+        if self._election is not None:
+            self._election.cancel()
         for reflector in self.reflectors:
             reflector.stop()
         for controller in self.controllers:
             await controller.stop()
+        if self.elector is not None and self.elector.leading:
+            try:  # another replica takes over at once, not after the lease runs out
+                await asyncio.to_thread(self.elector.release)
+            except (ApiError, OSError) as e:
+                log.warning("could not release the lease: %s", e)
         self._requests.shutdown(wait=False, cancel_futures=True)
         if self._metrics is not None:
             await self._metrics.cleanup()

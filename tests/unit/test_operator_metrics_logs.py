@@ -204,7 +204,7 @@ def test_the_scrape_objects_find_the_operator_pod() -> None:
     import yaml
 
     deploy = ROOT / "deploy"
-    pod = yaml.safe_load((deploy / "operator.yaml").read_text())["spec"]["template"]
+    pod = next(yaml.safe_load_all((deploy / "operator.yaml").read_text()))["spec"]["template"]
     ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
     service = yaml.safe_load((deploy / "metrics.yaml").read_text())
     monitor = yaml.safe_load((deploy / "monitoring" / "podmonitor.yaml").read_text())
