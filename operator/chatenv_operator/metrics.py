@@ -166,6 +166,8 @@ class Metrics:
         self.pool_queued = Gauge("chatenv_pool_queued_devslots",
                                  "DevSlots waiting for a free slot number.",
                                  registry=self.registry)
+        self.leader = Gauge("chatenv_leader", "1 while this replica leads (holds the Lease) "
+                            "and reconciles, 0 while it waits to.", registry=self.registry)
 
     # ------------------------------------------------------------------ controller.Observer
 

@@ -242,6 +242,7 @@ class Runtime:
 
     def _lead(self) -> None:
         self._leading = True
+        self.instruments.leader.set(1)
         for controller in self.controllers:
             controller.start()
         self.pool.enqueue(POOL)
