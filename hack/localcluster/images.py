@@ -244,6 +244,8 @@ class Docker:
             raise ClusterError("dockerd is needed to build images: install the Debian package "
                                "docker.io (hack/setup does)")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # A dockerd killed before it could stop leaves its data root mounted on itself.
+        hoststate.unmount_under([CACHE_ROOT / "docker"])
         self.existed = hoststate.existing(hoststate.DOCKER_PATHS)
         self.cgroup_existed = bool(list(Path("/sys/fs/cgroup").glob("*/docker")))
         log_file = open(self.run_dir / "dockerd.log", "ab")  # noqa: SIM115 - the child's
@@ -274,7 +276,7 @@ class Docker:
             self.proc.wait()
         self.proc = None
         # Nothing of it stays: its exec root's mounts, the paths and cgroups it made.
-        hoststate.unmount_under([self.run_dir])
+        hoststate.unmount_under([self.run_dir, CACHE_ROOT / "docker"])
         shutil.rmtree(self.run_dir, ignore_errors=True)
         hoststate.remove_new_paths(self.existed, hoststate.DOCKER_PATHS)
         if not self.cgroup_existed:
@@ -283,8 +285,9 @@ class Docker:
     def docker(self, *args: str, check: bool = True, **kw: object) -> subprocess.CompletedProcess[
             str]:
         env = dict(os.environ, DOCKER_HOST=self.host, DOCKER_BUILDKIT="1")
-        return subprocess.run([DOCKER, *args], env=env, text=True, capture_output=True,
-                              check=check, **kw)  # type: ignore[call-overload, no-any-return]
+        res: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+            [DOCKER, *args], env=env, text=True, capture_output=True, check=check, **kw)
+        return res
 
     def has(self, ref: str) -> bool:
         self._start()

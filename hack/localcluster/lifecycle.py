@@ -38,7 +38,7 @@ def up(b: Binaries, state: State, *, real_node: bool, allow_build: bool,
         log(f"already running (state in {state.dir})")
         return
     if real_node:
-        _check_real_node_possible(state, ingress_port)
+        _check_real_node_possible(b, state, ingress_port)
     elif port:
         ensure_port_free(port, "kube-apiserver")
     missing = b.missing(real_node=real_node)
@@ -87,10 +87,11 @@ def up(b: Binaries, state: State, *, real_node: bool, allow_build: bool,
         f"{time.monotonic() - started:.0f} s (state and logs in {state.dir})")
 
 
-def _check_real_node_possible(state: State, ingress_port: int) -> None:
+def _check_real_node_possible(b: Binaries, state: State, ingress_port: int) -> None:
     if os.geteuid() != 0:
         raise ClusterError("a real node needs root (containerd, kubelet, iptables); "
                            "use --fake-nodes without it")
+    _recover_dead_node(b, state)
     other = active_real_node()
     if other and other != state.dir:
         raise ClusterError(f"a real node already runs with state in {other}: only one can run "
@@ -103,6 +104,21 @@ def _check_real_node_possible(state: State, ingress_port: int) -> None:
         raise ClusterError(f"network links {node.NODE_BRIDGE}/{node.CNI_BRIDGE} exist from an "
                            "earlier node that was not stopped: run `hack/cluster.py down`")
     ensure_port_free(ingress_port, "the ingress controller")
+
+
+def _recover_dead_node(b: Binaries, state: State) -> None:
+    """A node whose processes died without `down` (killed, machine session ended) left its
+    links, chains and mounts: restore the host from its own record before starting anew."""
+    try:
+        directory = Path(ACTIVE_NODE.read_text().strip())
+    except FileNotFoundError:
+        directory = state.dir
+    dead = State(directory)
+    if dead.running() or dead.load().get("mode") != "real":
+        return
+    log(f"a real node with state in {directory} stopped without `hack/cluster.py down`: "
+        "restoring the host it changed first")
+    down(b, dead)
 
 
 def _start_real_node(b: Binaries, state: State, ingress_port: int) -> None:

@@ -263,7 +263,8 @@ def test_invalid_spec_the_schema_cannot_catch(envs: Envs, operator: OperatorProc
     assert "reserved" in c["message"]
     assert condition(envs.get(name), "Degraded")["status"] == "True"  # type: ignore[index]
     reconciles = f'chatenv_object_reconciles_total{{controller="chatenvironment",name="{name}"}}'
-    settled = operator.metrics()[reconciles]
+    # The pass is counted when it returns, a moment after it wrote the condition.
+    settled = wait_until(lambda: operator.metrics().get(reconciles), 10, "the pass counted")
     time.sleep(5)
     assert operator.metrics()[reconciles] == settled  # no retry loop at all
 
