@@ -33,7 +33,10 @@ class Reason(StrEnum):
     WAITING_JAEGER = "WaitingJaeger"
     WAITING_CHAT = "WaitingChat"
     WAITING_INGRESS = "WaitingIngress"
+    WAITING_DATA = "WaitingData"
+    DATA_RESTORE_FAILED = "DataRestoreFailed"
     SUSPENDED = "Suspended"
+    SLEEPING = "Sleeping"
     NAMESPACE_TERMINATING = "NamespaceTerminating"
     INVALID_SPEC = "InvalidSpec"
     NAMESPACE_CONFLICT = "NamespaceConflict"
@@ -79,8 +82,20 @@ REASONS: dict[Reason, Meaning] = {
     Reason.WAITING_CHAT: Meaning((CHATENV,), _WAITING + " (the chat service first)"),
     Reason.WAITING_INGRESS: Meaning((CHATENV,), _WAITING + " (the Ingress first: no "
                                     "controller has admitted it)"),
+    Reason.WAITING_DATA: Meaning(
+        (CHATENV, DEVSLOT), "the starting data is not in yet (spec.data snapshot): its "
+        "restore runs, or its source is missing, ambiguous, not of stage ai-staging or not "
+        "ready (the message says which); the chat service waits, with no pods"),
+    Reason.DATA_RESTORE_FAILED: Meaning(
+        (CHATENV, DEVSLOT), "the snapshot's restore Job failed three times; the message is "
+        "its last words. Nothing of it was written and no chat pod started: fix the cause, "
+        "then delete the Job data-restore in the environment's namespace to run it again",
+        WARNING, problem=True),
     Reason.SUSPENDED: Meaning((CHATENV,), "spec.suspended: every workload scaled to zero",
                               NORMAL),
+    Reason.SLEEPING: Meaning((CHATENV,), "no request for spec.idle: every workload scaled to "
+                             "zero, data kept; the next request through its host wakes it",
+                             NORMAL),
     Reason.NAMESPACE_TERMINATING: Meaning(
         (CHATENV,), "a namespace of that name is still being deleted (a reused slot "
         "number's); the environment starts once it is gone", NORMAL),

@@ -81,3 +81,11 @@ ANNOTATION_WAKE_REQUESTED = f"{GROUP}/wake-requested-at"
 # Starting data: the placeholder password every loaded user gets (`chatenv credentials`).
 DATA_CREDENTIALS_SECRET = "data-credentials"  # noqa: S105 - a Secret's name
 WAKER_NAME = "chatenv-waker"
+WAKER_SERVICE = "waker"  # the ExternalName Service naming it in an environment's namespace
+ANNOTATION_TOUCHED_AT = f"{GROUP}/touched-at"  # a DevSlot's last touch, on its environment
+# A snapshot's restore (docs/architecture.md, "Starting data"): the Job in the slot's
+# namespace, the Secret it reads the source from, and the source's read-only role's password.
+RESTORE_NAME = "data-restore"
+DATA_SOURCE_SECRET = "data-source"  # noqa: S105 - a Secret's name
+SNAPSHOT_READER_SECRET = "snapshot-reader"  # noqa: S105 - a Secret's name
+SNAPSHOT_STAGE = "ai-staging"

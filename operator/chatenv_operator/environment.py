@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import DNS_LABEL, DNS_NAME, Egress, ProjectConfig, Resources, TLSConfig
+from .config import (
+    DNS_LABEL,
+    DNS_NAME,
+    Egress,
+    ProjectConfig,
+    Resources,
+    TLSConfig,
+    parse_duration,
+)
 from .constants import API_VERSION, CHATENV_KIND
 
 # Namespaces an environment may never take, whatever services.yaml says.
@@ -32,6 +40,17 @@ class Owner:
     def reference(self, *, controller: bool = True) -> dict[str, Any]:
         return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name,
                 "uid": self.uid, "controller": controller, "blockOwnerDeletion": True}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where a snapshot restore reads: the source environment's PostgreSQL, as its read-only
+    role ``chat_snapshot``, whose password the operator holds (``holding``)."""
+
+    source: str
+    """The source ChatEnvironment's name (SNAPSHOT_NAME, recorded with the data)."""
+    namespace: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,31 @@ class Environment:
     """Whether /jaeger (Jaeger's UI and query API) is routed on the public host."""
     redis_storage_size: str = "1Gi"
     egress: Egress = field(default_factory=Egress)
+    idle: int | None = None
+    """Seconds without a request before it sleeps (spec.idle, else its stage's); None:
+    never."""
+    sleeping: bool = False
+    """Asleep (decided by the pass, ``sleeping``): workloads at zero, as when suspended."""
+    to_waker: bool = False
+    """The Ingress sends the host to the waker: asleep, suspended, or its chat pods not
+    serving yet (decided by the pass)."""
+    operator_namespace: str | None = None
+    """Where the operator and the waker run: admitted to the chat pods' activity port."""
+    data_mode: str = "empty"
+    """What the database starts with (spec.data.mode): empty, fixtures or snapshot."""
+    data_fixtures: str = "demo"
+    """The data set loaded by ``migrate --fixtures`` (mode fixtures)."""
+    data_source: str | None = None
+    """spec.data.source: the environment a snapshot is taken of; None: the one ai-staging."""
+    snapshot: Snapshot | None = None
+    """The restore to start now (decided by the pass, ``restoring``); None: none to start."""
+    data_loaded: bool = False
+    """The snapshot is in (decided by the pass from the status): nothing left to restore."""
+
+    @property
+    def scaled_down(self) -> bool:
+        """No pods run: suspended by a person, or asleep."""
+        return self.suspended or self.sleeping
 
     @property
     def url(self) -> str:
@@ -134,6 +178,7 @@ def resolve(body: Mapping[str, Any], config: ProjectConfig, *,
             namespace == operator_namespace):
         raise InvalidSpec(f"namespace {namespace!r} is reserved and cannot hold an environment")
 
+    idle = _idle(spec.get("idle"), config.stages[stage].idle)
     host = spec.get("host") or default_host(config, stage, slot)
     if not DNS_NAME.match(host) or len(host) > 253:
         raise InvalidSpec(f"host {host!r} is not a valid DNS name")
@@ -190,4 +235,26 @@ def resolve(body: Mapping[str, Any], config: ProjectConfig, *,
         jaeger_public_ui=bool(jaeger.get("publicUI", d.jaeger_public_ui)),
         redis_storage_size=d.redis_storage_size,
         egress=d.egress,
+        idle=idle,
+        operator_namespace=operator_namespace,
+        **_data(spec.get("data") or {}),
     )
+
+
+def _data(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """spec.data's fields (the schema checked them; immutable after creation)."""
+    return {"data_mode": spec.get("mode") or "empty",
+            "data_fixtures": spec.get("fixtures") or "demo",
+            "data_source": spec.get("source")}
+
+
+def _idle(spec: Any, stage_default: int | None) -> int | None:
+    """spec.idle (a duration, or never), else the stage's default."""
+    if spec is None:
+        return stage_default
+    if spec == "never":
+        return None
+    try:
+        return parse_duration(str(spec))
+    except ValueError as e:
+        raise InvalidSpec(f"spec.idle: {e}") from None

@@ -101,6 +101,7 @@ WATCHED: tuple[Watch, ...] = (
     Watch(INGRESS),
     Watch(NETWORK_POLICY),
     Watch(PVC),  # Redis's volume claim; PostgreSQL's comes from its StatefulSet
+    Watch(JOB),  # a snapshot's restore: the chat pods wait for it
 )
 WATCHED_KINDS = frozenset(w.kind for w in WATCHED)
 

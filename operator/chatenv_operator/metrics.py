@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from .controller import Controller
 from .kube import RequestCounter
 
-ENVIRONMENT_PHASES = ("Provisioning", "Ready", "Suspended", "Failed")
+ENVIRONMENT_PHASES = ("Provisioning", "Ready", "Suspended", "Sleeping", "Failed")
 DEVSLOT_PHASES = ("Pending", "Queued", "Provisioning", "Ready", "Expiring")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 

@@ -74,7 +74,7 @@ def reconcile_pool(p: Pass, config: ProjectConfig, *, first_seen: Mapping[str, d
     free = [n for n in range(1, config.slots.max_slots + 1) if n not in taken]
     queued: list[Mapping[str, Any]] = []
     for devslot in waiting:
-        slot = _claim(p, devslot, free)
+        slot = _claim(p, devslot, free, config.slots.data)
         if slot is None:
             queued.append(devslot)
             continue
@@ -98,13 +98,15 @@ def reconcile_pool(p: Pass, config: ProjectConfig, *, first_seen: Mapping[str, d
     return PoolReport(used=config.slots.max_slots - len(free), queued=len(queued))
 
 
-def _claim(p: Pass, devslot: Mapping[str, Any], free: list[int]) -> int | None:
-    """Create the slot's ChatEnvironment by name; a 409 means someone else holds that number."""
+def _claim(p: Pass, devslot: Mapping[str, Any], free: list[int], data: str) -> int | None:
+    """Create the slot's ChatEnvironment by name; a 409 means someone else holds that number.
+    ``data``: what its database starts with unless the DevSlot says (slots.data)."""
+    data = devslot["spec"].get("data") or data
     preferred: int | None = devslot["spec"].get("slot")
     candidates = ([preferred] if preferred in free else []) + [n for n in free if n != preferred]
     for slot in candidates:
         free.remove(slot)
-        made = p.api.create(b.slot_environment(devslot, slot))
+        made = p.api.create(b.slot_environment(devslot, slot, data=data))
         if made is not None:
             p.cache.put(CHATENV, made)  # the DevSlot's pass, woken next, finds it
             return slot

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+JOB_FAILED = "failed"
+
 
 @dataclass(frozen=True)
 class Readiness:
@@ -72,3 +74,19 @@ def ingress(obj: Mapping[str, Any] | None) -> Readiness:
         address = lb[0].get("ip") or lb[0].get("hostname") or "?"
         return Readiness(True, f"serving at {address}")
     return Readiness(False, "waiting for the ingress controller to admit it (no address yet)")
+
+
+def job(obj: Mapping[str, Any] | None) -> Readiness:
+    """Ready once it succeeded; a Job that failed for good (its attempts used up) is not,
+    and says so first thing in its message: ``FAILED``."""
+    if obj is None:
+        return Readiness(False, "not created yet")
+    status = obj.get("status") or {}
+    if int(status.get("succeeded") or 0) > 0:
+        return Readiness(True, "succeeded")
+    failed = next((c for c in status.get("conditions") or ()
+                   if c.get("type") == "Failed" and c.get("status") == "True"), None)
+    if failed:
+        return Readiness(False, f"{JOB_FAILED}: {failed.get('message') or failed.get('reason')}")
+    attempts = int(status.get("failed") or 0) + 1
+    return Readiness(False, f"running (attempt {attempts})")

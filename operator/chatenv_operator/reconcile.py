@@ -11,18 +11,27 @@ a pass over an environment that is already as specified sends no request at all.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
-from . import holding, reporting
+from . import holding, reporting, restoring, sleeping
+from .activity import last_request
 from .builders.plan import Plan, Step, plan
-from .conditions import Reason, Type, get_condition
+from .conditions import Reason, Type, get_condition, now_rfc3339
 from .config import ProjectConfig
-from .constants import LABEL_COMPONENT, LABEL_ENVIRONMENT, POSTGRES_NAME
+from .constants import (
+    CHAT_NAME,
+    INGRESS_NAME,
+    LABEL_COMPONENT,
+    LABEL_ENVIRONMENT,
+    POSTGRES_NAME,
+)
 from .diffing import with_hash
 from .environment import Environment, InvalidSpec, resolve
-from .kinds import NAMESPACE, PV, PVC, key_of, kind_of
+from .kinds import DEPLOYMENT, INGRESS, NAMESPACE, PV, PVC, key_of, kind_of
 from .kube import ApiError
 from .passes import Once, Pass, Result
 from .readiness import Readiness
@@ -31,13 +40,19 @@ RETAINED_LABEL = "chatenv.dev/retained-for"
 POLL_WHILE_PROGRESSING = 5.0
 POLL_ON_CONFLICT = 30.0
 POLL_WHILE_TERMINATING = 2.0
+ROUTES_SETTLE = 3.0
+"""Seconds an ingress controller is given to load an Ingress the operator changed."""
 
 Password = Callable[[], str]
+Activity = Callable[[str], datetime | None]
+"""The last request an environment's chat service recorded (by namespace); raises
+``sleeping.ActivityUnknown`` when it cannot say."""
 
 
 def reconcile_environment(p: Pass, body: Mapping[str, Any], config: ProjectConfig, *,
                           operator_namespace: str | None = None,
-                          password: Password = lambda: secrets.token_urlsafe(24)) -> Result:
+                          password: Password = lambda: secrets.token_urlsafe(24),
+                          activity: Activity = last_request) -> Result:
     """Bring one environment to its spec and report its state in the status."""
     generation = body["metadata"].get("generation")
     old = dict(body.get("status") or {})
@@ -62,6 +77,8 @@ def reconcile_environment(p: Pass, body: Mapping[str, Any], config: ProjectConfi
                                                     conflict, p.now, namespace=None))
         return Result(requeue_after=POLL_ON_CONFLICT)
 
+    env, verdict = _sleep(p, body, env, activity)
+    env, restore = restoring.prepare(p, env, old, operator_namespace)
     try:
         components = apply_plan(p, env, plan(env), password, home=operator_namespace)
     except ApiError as e:
@@ -74,16 +91,99 @@ def reconcile_environment(p: Pass, body: Mapping[str, Any], config: ProjectConfi
                                                     url=env.url))
         raise
 
+    components = restoring.explained(env, components, restore)
+    settling = _routes_settling(p, env, old, components)
     status = reporting.summarize(old, env, generation, components, p.now)
     status.update(reporting.workloads(env, p.live, components, old.get("images") or {}))
+    status.update(reporting.sleep(old, env, verdict))
+    if settling.changed_at is not None:
+        status["routesChangedAt"] = now_rfc3339(settling.changed_at)
+    status = _data(p, env, old, status, components, restore)
     reporting.publish(p, body, status)
     ready = (get_condition(status, Type.READY) or {}).get("status") == "True"
     if not ready and (get_condition(old, Type.READY) or {}).get("status") == "True":
         # What stops a Ready environment may be a Secret deleted under it (Secrets are not
         # watched): the next pass makes what it generated again, from the copies held.
         p.memo.forget(env.owner.uid)
-    done = ready or (env.suspended and all(c.ready for c in components.values()))
-    return Result(requeue_after=None if done else POLL_WHILE_PROGRESSING)
+    done = ready or (env.scaled_down and all(c.ready for c in components.values()))
+    return Result(requeue_after=_sooner(None if done else POLL_WHILE_PROGRESSING,
+                                        _recheck(body, env, status, verdict, p.now),
+                                        settling.remaining))
+
+
+def _recheck(body: Mapping[str, Any], env: Environment, status: Mapping[str, Any],
+             verdict: sleeping.Verdict, now: datetime) -> float | None:
+    """When to look at its idleness again: the verdict's time, or — for a pass that just
+    made it Ready, which starts its window — the window's end. Nothing else calls the
+    pass back: the status it writes itself is no event for it."""
+    if verdict.asleep or verdict.recheck_after is not None or env.idle is None:
+        return verdict.recheck_after
+    after = sleeping.clocks({**body, "status": status}, idle=env.idle, suspended=env.suspended)
+    return sleeping.decide(after, now, lambda: None).recheck_after
+
+
+@dataclasses.dataclass(frozen=True)
+class Settling:
+    changed_at: datetime | None
+    remaining: float | None
+    """Seconds until the routes count as loaded; None: they do."""
+
+
+def _routes_settling(p: Pass, env: Environment, old: Mapping[str, Any],
+                     components: dict[str, Readiness]) -> Settling:
+    """A changed Ingress (to the chat pods, or to the waker) serves once the ingress
+    controller has loaded it: until ROUTES_SETTLE seconds after the change (recorded in the
+    status, so a restart keeps it) the ingress is not ready."""
+    if f"{INGRESS.kind}/{INGRESS_NAME}" in p.writes:
+        changed_at: datetime | None = p.now
+    else:
+        changed_at = sleeping.parse_time(old.get("routesChangedAt"))
+    if changed_at is None:
+        return Settling(None, None)
+    remaining = ROUTES_SETTLE - (p.now - changed_at).total_seconds()
+    ingress = components.get("ingress")
+    if remaining <= 0 or ingress is None or not ingress.ready:
+        return Settling(changed_at, None)
+    components["ingress"] = Readiness(False, "routes changed: the ingress controller is "
+                                      "loading them")
+    return Settling(changed_at, remaining)
+
+
+def _sooner(*delays: float | None) -> float | None:
+    known = [d for d in delays if d is not None]
+    return min(known) if known else None
+
+
+def _sleep(p: Pass, body: Mapping[str, Any], env: Environment,
+           activity: Activity) -> tuple[Environment, sleeping.Verdict]:
+    """Whether ``env`` sleeps now (``sleeping.decide``, asking its chat service only when
+    the record says the window may have passed), and where its Ingress sends the host:
+    the waker while no chat pod serves."""
+    clocks = sleeping.clocks(body, idle=env.idle, suspended=env.suspended)
+    verdict = sleeping.decide(clocks, p.now, lambda: activity(env.namespace))
+    env = dataclasses.replace(env, sleeping=verdict.asleep)
+    chat = p.read(DEPLOYMENT, CHAT_NAME, env.namespace)
+    serving = not env.scaled_down and chat is not None and int(
+        (chat.get("spec") or {}).get("replicas") or 0) > 0 and int(
+        (chat.get("status") or {}).get("availableReplicas") or 0) > 0
+    return dataclasses.replace(env, to_waker=bool(env.operator_namespace) and not serving), \
+        verdict
+
+
+def _data(p: Pass, env: Environment, old: Mapping[str, Any], status: dict[str, Any],
+          components: Mapping[str, Readiness], restore: restoring.Restore) -> dict[str, Any]:
+    """``status`` with ``status.data``; a restore that failed for good stops the
+    environment (DataRestoreFailed: Degraded, the restore's own words)."""
+    failed = restoring.failure(p, env, components.get("data"), old)
+    status = {**status, "data": restoring.data_status(env, components, old, restore, failed)}
+    if failed is None:
+        return status
+    # Judged against the conditions as they were, so that a failure that stays says so
+    # without moving their lastTransitionTime.
+    status["conditions"] = old.get("conditions") or []
+    return reporting.failed(status, env.generation, Reason.DATA_RESTORE_FAILED,
+                            f"the snapshot's restore failed: {failed}", p.now,
+                            namespace=env.namespace, url=env.url)
 
 
 def _namespace_conflict(env: Environment, ns: Mapping[str, Any] | None, *,
@@ -116,7 +216,8 @@ def apply_plan(p: Pass, env: Environment, the_plan: Plan, password: Password, *,
     enabled = [s for s in the_plan.steps if s.enabled]
     who = Once(env.owner.uid, namespace["metadata"].get("uid", ""))
     holding.ensure(p, env, who, [make(password()) for s in enabled for make in s.once], home)
-    p.ensure_all([m for s in enabled for m in (s.held if s.name in held else s.objects)])
+    p.ensure_all([m for s in enabled for m in (s.held if s.name in held else s.objects)],
+                 once=[(who, m) for s in enabled for m in s.created])
     for step in the_plan.steps:
         if not step.enabled:
             _prune(p, env, step)
@@ -131,7 +232,8 @@ def apply_plan(p: Pass, env: Environment, the_plan: Plan, password: Password, *,
             waiting = [s.name for s in the_plan.after(step.name) if not ready[s.name].ready]
             components[step.name] = Readiness(False, f"waiting for {' and '.join(waiting)}")
         else:
-            components[step.name] = step.ready.check(p.live[step.ready.key])
+            components[step.name] = step.ready.check(p.live.get(step.ready.key) or p.read(
+                step.ready.kind, step.ready.name, env.namespace))
     if components.get("postgres", Readiness(False, "")).ready:
         _retain_volume(p, env)
     return components
@@ -143,8 +245,8 @@ def _readiness(p: Pass, env: Environment, step: Step) -> Readiness:
     not ready for a resumed environment)."""
     assert step.ready is not None
     live = p.read(step.ready.kind, step.ready.name, env.namespace)
-    desired = next(m for m in step.objects if key_of(m) == step.ready.key)
-    if not p.says(with_hash(desired), live):
+    desired = next((m for m in step.objects if key_of(m) == step.ready.key), None)
+    if desired is not None and not p.says(with_hash(desired), live):
         return Readiness(False, "about to change")
     return step.ready.check(live)
 

@@ -22,13 +22,16 @@ from .conditions import (
     get_condition,
     is_true,
     meaning,
+    now_rfc3339,
     replace_map,
     set_condition,
 )
+from .config import format_duration
 from .constants import CHAT_NAME, JAEGER_NAME, POSTGRES_NAME, REDIS_NAME
 from .environment import Environment
 from .events import event
 from .passes import Pass
+from .sleeping import Verdict as SleepVerdict
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,7 @@ def progressing(old: Mapping[str, Any], env: Environment, generation: int | None
 def summarize(old: Mapping[str, Any], env: Environment, generation: int | None,
                components: Mapping[str, readiness.Readiness],
                now: datetime | None) -> dict[str, Any]:
-    order = ("postgres", "redis", "jaeger", "chat", "ingress")
+    order = ("postgres", "data", "redis", "jaeger", "chat", "ingress")
     pending = [n for n in order if n in components and not components[n].ready]
     status: dict[str, Any] = {
         **old,
@@ -121,6 +124,16 @@ def summarize(old: Mapping[str, Any], env: Environment, generation: int | None,
         status["conditions"] = _conditions(
             old, generation, now, (False, Reason.SUSPENDED, "suspended: workloads scaled to zero"),
             (not settled, Reason.SUSPENDED, "scaling down" if not settled else "scaled to zero"),
+            healthy)
+    elif env.sleeping:
+        settled = not pending
+        status["phase"] = "Sleeping"
+        idle = format_duration(env.idle or 0)
+        status["conditions"] = _conditions(
+            old, generation, now,
+            (False, Reason.SLEEPING, f"no request for {idle}: asleep, workloads scaled to zero "
+             "and data kept; the next request through its host wakes it"),
+            (not settled, Reason.SLEEPING, "scaling down" if not settled else "scaled to zero"),
             healthy)
     elif pending:
         first = pending[0]
@@ -138,6 +151,19 @@ def summarize(old: Mapping[str, Any], env: Environment, generation: int | None,
 
 
 
+def sleep(old: Mapping[str, Any], env: Environment, verdict: SleepVerdict) -> dict[str, Any]:
+    """The status fields of sleeping when idle: the window in effect, the last request the
+    chat service recorded, and since when it sleeps (removed once it wakes)."""
+    out: dict[str, Any] = {"idle": format_duration(env.idle) if env.idle else "never"}
+    if verdict.last_request is not None:
+        out["lastRequestAt"] = now_rfc3339(verdict.last_request)
+    if verdict.asleep and verdict.sleeping_since is not None:
+        out["sleepingSince"] = now_rfc3339(verdict.sleeping_since)
+    elif "sleepingSince" in old:
+        out["sleepingSince"] = None  # a merge patch's removal
+    return out
+
+
 def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """What changed the environment, in words for the log: created, suspended, resumed,
     ready, an image rolled, a spec it cannot realise. Pure."""
@@ -148,6 +174,8 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     elif phase != before_phase:
         out.append("suspended: workloads scaled to zero" if phase == "Suspended" else
                    f"resumed: {phase}" if before_phase == "Suspended" else
+                   f"asleep: no request for {new.get('idle')}" if phase == "Sleeping" else
+                   f"woken: {phase}" if before_phase == "Sleeping" else
                    f"phase {before_phase} -> {phase}")
     old_images = old.get("images") or {}
     for component, image in sorted((new.get("images") or {}).items()):

@@ -19,9 +19,13 @@ when to look again. Nothing here reads a clock or the network.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+
+from .conditions import Type, get_condition
+from .constants import ANNOTATION_TOUCHED_AT, ANNOTATION_WAKE_REQUESTED
 
 SKEW = 60.0
 RECHECK_UNKNOWN = 60.0
@@ -105,3 +109,31 @@ def decide(c: Clocks, now: datetime, ask: Callable[[], datetime | None]) -> Verd
     if now < since + window:
         return Verdict(False, None, c.last_request, (since + window - now).total_seconds())
     return Verdict(True, now, c.last_request, None)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time (``...Z``), or None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def clocks(body: Mapping[str, Any], *, idle: int | None, suspended: bool) -> Clocks:
+    """The times a ChatEnvironment's body records: its status, the waker's annotation and
+    its DevSlot's last touch (whichever is later), and when it last became Ready."""
+    status = body.get("status") or {}
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    asked = [t for t in (parse_time(annotations.get(ANNOTATION_WAKE_REQUESTED)),
+                         parse_time(annotations.get(ANNOTATION_TOUCHED_AT))) if t]
+    ready = get_condition(status, Type.READY) or {}
+    return Clocks(
+        idle=idle, suspended=suspended,
+        sleeping_since=parse_time(status.get("sleepingSince")),
+        wake_requested=max(asked) if asked else None,
+        ready_since=parse_time(ready.get("lastTransitionTime"))
+        if ready.get("status") == "True" else None,
+        last_request=parse_time(status.get("lastRequestAt")))

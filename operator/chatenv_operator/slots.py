@@ -252,7 +252,9 @@ def _reconcile_allocated(p: Pass, devslot: Mapping[str, Any], env: Mapping[str, 
                          config: ProjectConfig, operator_namespace: str | None) -> SlotState:
     slot = int(env["spec"]["slot"])
     if not env["metadata"].get("deletionTimestamp"):
-        env = p.ensure(b.slot_environment(devslot, slot))  # overrides follow the DevSlot
+        # Overrides follow the DevSlot; spec.data stays as made (immutable).
+        data = ((env.get("spec") or {}).get("data") or {}).get("mode")
+        env = p.ensure(b.slot_environment(devslot, slot, data=data))
     env_status = env.get("status") or {}
     # Known from the slot number before the environment reports them itself.
     namespace = env_status.get("namespace") or default_namespace(config, "ai", slot)
@@ -297,6 +299,8 @@ def _reconcile_allocated(p: Pass, devslot: Mapping[str, Any], env: Mapping[str, 
         "images": replace_map((devslot.get("status") or {}).get("images"), images),
         "conditions": ready_condition(devslot, *condition, p.now),
     }
+    if env_status.get("data"):  # the data it started with, as its environment reports it
+        status["data"] = env_status["data"]
     return SlotState(ready, status, POLL_FOR_SECRETS if agent.missing else
                      POLL_WHILE_PROVISIONING)
 

@@ -6,6 +6,7 @@ change to a builder must change its golden file in the same commit, on purpose.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,17 @@ def test_builder_matches_expected_manifest(builder: str) -> None:
                                      "ingress", "configmap", "redis-deployment"])
 def test_builder_variant_matches_expected_manifest(builder: str) -> None:
     assert BUILDERS[builder](PLAIN) == golden(f"plain-{builder}")
+
+
+def test_asleep_the_host_goes_to_the_waker_in_the_operators_namespace() -> None:
+    env = dataclasses.replace(AI, sleeping=True, to_waker=True,
+                              operator_namespace="chatenv-system")
+    assert ingress.ingress(env) == golden("ai-ingress-waker")
+    assert ingress.waker_service(env, "chatenv-system") == golden("ai-waker-service")
+    assert namespace.network_policy(env) == golden("ai-network-policy-operator")
+    workloads = (chat.chat_deployment, redis.redis_deployment, postgres.postgres_statefulset)
+    assert {build(env)["spec"]["replicas"] for build in workloads} == {0}
+    assert {build(AI)["spec"]["replicas"] for build in workloads} == {1, 2}
 
 
 def test_secrets_carry_the_given_passwords() -> None:

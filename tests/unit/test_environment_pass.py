@@ -8,7 +8,7 @@ same on the real API server.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,10 @@ from fakeapi import FakeApi
 
 from chatenv_operator.conditions import get_condition
 from chatenv_operator.config import load_config
-from chatenv_operator.kinds import CHATENV, CONFIGMAP, DEPLOYMENT, NAMESPACE, SECRET
+from chatenv_operator.kinds import CHATENV, CONFIGMAP, DEPLOYMENT, INGRESS, NAMESPACE, SECRET
 from chatenv_operator.kube import ApiError
 from chatenv_operator.passes import Memo, Pass, Result
-from chatenv_operator.reconcile import reconcile_environment
+from chatenv_operator.reconcile import ROUTES_SETTLE, reconcile_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load_config(ROOT / "services.yaml")
@@ -42,7 +42,7 @@ CREATION = [
     ("APPLY", "ConfigMap/jaeger-config"), ("APPLY", "Service/jaeger"),
     ("APPLY", "Deployment/jaeger"),
     ("APPLY", "Deployment/chat"), ("APPLY", "Service/chat"),
-    ("APPLY", "Ingress/chat"),
+    ("APPLY", "Ingress/chat"), ("APPLY", "Service/waker"),
     ("APPLY", "NetworkPolicy/chat-ingress-only"), ("APPLY", "NetworkPolicy/chat-egress"),
     ("APPLY", "NetworkPolicy/agent-egress"), ("APPLY", "ResourceQuota/chat-quota"),
     ("APPLY", "LimitRange/chat-limits"),
@@ -55,6 +55,14 @@ class World:
     def __init__(self) -> None:
         self.api = FakeApi()
         self.memo = Memo()
+        self.now = T0
+        self.asked: list[str] = []
+        self.last_request: datetime | None = None
+        """What the chat service answers to /activity (unknown when it raises)."""
+
+    def activity(self, namespace: str) -> datetime | None:
+        self.asked.append(namespace)
+        return self.last_request
 
     def create(self, name: str = "dev", **spec: Any) -> None:
         self.api.put({"apiVersion": "chatenv.dev/v1alpha1", "kind": "ChatEnvironment",
@@ -69,9 +77,9 @@ class World:
         self.api.requests.clear()
         body = self.api.cache.get(CHATENV, name)
         assert body is not None
-        p = Pass(self.api, self.api.cache, self.memo, now=T0)
+        p = Pass(self.api, self.api.cache, self.memo, now=self.now)
         return reconcile_environment(p, body, CONFIG, operator_namespace="chatenv-system",
-                                     password=lambda: "generated")
+                                     password=lambda: "generated", activity=self.activity)
 
     @property
     def sent(self) -> list[tuple[str, str]]:
@@ -90,7 +98,15 @@ class World:
         for _ in range(4):
             self.api.settle_workloads()
             self.run(name)
+            self.now += timedelta(seconds=ROUTES_SETTLE)  # the ingress controller loads routes
         assert self.ready(name) == ("True", "Ready")
+
+
+def _backend(world: World) -> str:
+    """The Service the environment's Ingress sends ``/`` to."""
+    found = world.api.find(INGRESS, "chat", NS)
+    assert found is not None
+    return str(found["spec"]["rules"][0]["http"]["paths"][-1]["backend"]["service"]["name"])
 
 
 @pytest.fixture
@@ -115,7 +131,18 @@ def test_creation_applies_every_object_once_and_every_pod_starts_at_once(
     world.run()
     assert world.sent == []  # nothing changed: not one request, reads included
 
+    # Until a chat pod serves, the host answers from the waker ("starting"); once one does,
+    # the Ingress sends it to the chat pods.
+    assert _backend(world) == "waker"
     world.api.settle_workloads()
+    result = world.run()
+    assert world.sent == [("APPLY", "Ingress/chat"), ("PATCH/status", "ChatEnvironment/dev"),
+                          ("EVENT", "Applied")]
+    assert _backend(world) == "chat"
+    # Ready once the ingress controller has had the time to load the new routes.
+    assert world.ready() == ("False", "WaitingIngress")
+    assert result.requeue_after == ROUTES_SETTLE
+    world.now += timedelta(seconds=ROUTES_SETTLE)
     result = world.run()
     assert world.sent == [("PATCH/status", "ChatEnvironment/dev"), ("EVENT", "Ready")]
     assert world.ready() == ("True", "Ready")
@@ -164,9 +191,11 @@ def test_suspend_scales_every_workload_to_zero_and_resume_starts_them_again(
     world.settle()
     world.change(suspended=True)
     world.run()
+    # The workloads to zero, and the host to the waker.
     assert sorted(r for r in world.sent if r[0] == "APPLY") == [
         ("APPLY", "Deployment/chat"), ("APPLY", "Deployment/jaeger"),
-        ("APPLY", "Deployment/redis"), ("APPLY", "StatefulSet/postgres")]
+        ("APPLY", "Deployment/redis"), ("APPLY", "Ingress/chat"),
+        ("APPLY", "StatefulSet/postgres")]
     for name in ("chat", "redis", "jaeger"):
         assert world.api.find(DEPLOYMENT, name, NS)["spec"]["replicas"] == 0  # type: ignore[index]
     world.api.settle_workloads()

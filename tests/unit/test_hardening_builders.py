@@ -46,7 +46,8 @@ def test_metrics_have_a_port_of_their_own_that_no_ingress_reaches() -> None:
     container = chat.chat_deployment(e)["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
     assert data.config_data(e)["METRICS_PORT"] == "9090"
-    assert [p["targetPort"] for p in chat.chat_service(e)["spec"]["ports"]] == ["http"]
+    assert [p["targetPort"] for p in chat.chat_service(e)["spec"]["ports"]] == [
+        "http", "activity"]
     controller = namespace.network_policy(e)["spec"]["ingress"][1]
     assert controller["ports"] == [{"protocol": "TCP", "port": 8080}]  # the chat port only
     assert len(namespace.network_policy(e)["spec"]["ingress"]) == 2  # no scraper configured

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from test_environment_pass import CONFIG, HELD, NS, T0, World
+from test_environment_pass import CONFIG, HELD, NS, World
 
 from chatenv_operator.kinds import CHATENV, SECRET, STATEFULSET
 from chatenv_operator.passes import Memo, Pass, Result
@@ -25,7 +25,7 @@ class Passwords(World):
         self.api.requests.clear()
         body = self.api.cache.get(CHATENV, name)
         assert body is not None
-        p = Pass(self.api, self.api.cache, self.memo, now=T0)
+        p = Pass(self.api, self.api.cache, self.memo, now=self.now)
         return reconcile_environment(p, body, CONFIG, operator_namespace="chatenv-system",
                                      password=lambda: f"generated-{next(self.counter)}")
 

@@ -67,7 +67,7 @@ async def test_metrics_a_prometheus_user_expects() -> None:
     assert samples(f["chatenv_pool_queued_devslots"]) == {(): 3}
     assert samples(f["chatenv_environments"]) == {
         (("phase", "Provisioning"),): 1, (("phase", "Ready"),): 1,
-        (("phase", "Suspended"),): 0, (("phase", "Failed"),): 0}
+        (("phase", "Suspended"),): 0, (("phase", "Sleeping"),): 0, (("phase", "Failed"),): 0}
     assert samples(f["chatenv_environment_phase"]) == {
         (("environment", "dev"), ("phase", "Ready")): 1,
         (("environment", "slot-1"), ("phase", "Provisioning")): 1}

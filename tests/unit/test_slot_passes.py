@@ -17,7 +17,7 @@ from chatenv_operator.config import parse_config
 from chatenv_operator.kinds import CHATENV, DEPLOYMENT, DEVSLOT, SECRET
 from chatenv_operator.passes import Memo, Pass, Result
 from chatenv_operator.pool import reconcile_pool
-from chatenv_operator.reconcile import reconcile_environment
+from chatenv_operator.reconcile import ROUTES_SETTLE, reconcile_environment
 from chatenv_operator.slots import reconcile_devslot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +115,7 @@ def test_a_slot_mirrors_its_environment_then_is_ready_and_then_costs_nothing() -
     for _ in range(3):
         s.api.settle_workloads()
         s.environment("slot-1")
+        s.now += timedelta(seconds=ROUTES_SETTLE)  # the ingress controller loads the routes
     s.slot("d")
     assert s.api.requests == [("PATCH/status", "DevSlot/d"), ("EVENT", "Ready")]
     assert s.ready("d") == ("True", "Ready")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from ..constants import (
+    ACTIVITY_PORT,
     ANNOTATION_CONFIG_HASH,
     CHAT_NAME,
     CHAT_PORT,
     CONFIGMAP_NAME,
+    DATA_CREDENTIALS_SECRET,
     METRICS_PORT,
     POSTGRES_SECRET,
     REDIS_SECRET,
+    SNAPSHOT_READER_SECRET,
+    SNAPSHOT_STAGE,
 )
 from ..environment import Environment
 from ..kinds import DEPLOYMENT
@@ -38,6 +42,24 @@ def chat_env(env: Environment) -> list[Manifest]:
     ]
 
 
+def migrate_command(env: Environment) -> list[str]:
+    """``migrate``, loading the fixtures first thing (once: the data set is recorded with
+    the data) for mode fixtures. Ready chat pods therefore mean the data is in."""
+    fixtures = ["--fixtures", env.data_fixtures] if env.data_mode == "fixtures" else []
+    return ["python", "-m", "chat_service", "migrate", *fixtures]
+
+
+def migrate_env(env: Environment) -> list[Manifest]:
+    """What only ``migrate`` reads: the fixtures' placeholder password, and on a snapshot
+    source (stage ai-staging) the password of the read-only role snapshots read through."""
+    out = []
+    if env.data_mode == "fixtures":
+        out.append(secret_env("DATA_PASSWORD", DATA_CREDENTIALS_SECRET, "password"))
+    if env.stage == SNAPSHOT_STAGE:
+        out.append(secret_env("SNAPSHOT_READER_PASSWORD", SNAPSHOT_READER_SECRET, "password"))
+    return out
+
+
 def chat_deployment(env: Environment) -> Manifest:
     common = {
         "image": env.chat_image,
@@ -48,13 +70,14 @@ def chat_deployment(env: Environment) -> Manifest:
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     # Safe with several replicas: migrate takes a PostgreSQL advisory lock.
-    migrate = {"name": "migrate", "command": ["python", "-m", "chat_service", "migrate"],
-               **common}
+    migrate = {"name": "migrate", "command": migrate_command(env),
+               **common, "env": [*chat_env(env), *migrate_env(env)]}
     serve = {
         "name": "chat",
         "command": ["python", "-m", "chat_service", "serve"],
         # metrics: scraped from the pod, never through the Service the Ingress routes.
-        "ports": [container_port("http", CHAT_PORT), container_port("metrics", METRICS_PORT)],
+        "ports": [container_port("http", CHAT_PORT), container_port("metrics", METRICS_PORT),
+                  container_port("activity", ACTIVITY_PORT)],
         "readinessProbe": {"httpGet": {"path": "/health/readyz", "port": "http"},
                            "periodSeconds": 5, "timeoutSeconds": 3},
         "livenessProbe": {"httpGet": {"path": "/health/livez", "port": "http"},
@@ -76,5 +99,9 @@ def chat_deployment(env: Environment) -> Manifest:
 
 
 def chat_service(env: Environment) -> Manifest:
-    return service(env, CHAT_NAME, "chat", [{"name": "http", "port": 80, "targetPort": "http",
-                                             "protocol": "TCP"}])
+    """The API and UI on port 80 (what the Ingress routes), and when a person last made a
+    request on the activity port (for the operator: sleeping when idle)."""
+    return service(env, CHAT_NAME, "chat", [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+        {"name": "activity", "port": ACTIVITY_PORT, "targetPort": "activity",
+         "protocol": "TCP"}])

@@ -68,8 +68,8 @@ def resources(res: Resources) -> Manifest:
 
 
 def replicas(env: Environment, wanted: int) -> int:
-    """Suspended environments keep every object but run no pods."""
-    return 0 if env.suspended else wanted
+    """Suspended or sleeping environments keep every object but run no pods."""
+    return 0 if env.scaled_down else wanted
 
 
 def secret_env(name: str, secret: str, key: str) -> Manifest:

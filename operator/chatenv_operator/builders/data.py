@@ -9,6 +9,7 @@ from ..constants import (
     CHAT_NAME,
     CHAT_PORT,
     CONFIGMAP_NAME,
+    DATA_CREDENTIALS_SECRET,
     JAEGER_NAME,
     JAEGER_OTLP_HTTP_PORT,
     METRICS_PORT,
@@ -18,6 +19,7 @@ from ..constants import (
     REDIS_NAME,
     REDIS_PORT,
     REDIS_SECRET,
+    SNAPSHOT_READER_SECRET,
 )
 from ..environment import Environment
 from ..kinds import CONFIGMAP, SECRET
@@ -72,3 +74,17 @@ def redis_secret(env: Environment, password: str) -> Manifest:
         # Persistence and memory are on redis-server's command line (builders.redis).
         "redis.conf": f'requirepass {password}\nsave ""\ndir /data\n',
     })
+
+
+def data_credentials_secret(env: Environment, password: str) -> Manifest:
+    """The placeholder password of every user of the starting data (`chatenv credentials`
+    reads ``password``)."""
+    return SECRET.new(metadata(env, DATA_CREDENTIALS_SECRET, "data"), type="Opaque",
+                      stringData={"password": password})
+
+
+def snapshot_reader_secret(env: Environment, password: str) -> Manifest:
+    """The password of ``chat_snapshot``, the role other environments' snapshots read this
+    one's database through (only the columns that are not secret, never writing)."""
+    return SECRET.new(metadata(env, SNAPSHOT_READER_SECRET, "postgres"), type="Opaque",
+                      stringData={"password": password})

@@ -28,6 +28,12 @@ def held_name(env: Environment, name: str) -> str:
     return f"{env.name}.{env.owner.uid}.{name}"
 
 
+def held_name_of(environment: Mapping[str, Any], name: str) -> str:
+    """``held_name`` of another environment, known by its ChatEnvironment's body."""
+    meta = environment["metadata"]
+    return f"{meta['name']}.{meta['uid']}.{name}"
+
+
 def held_secret(env: Environment, secret: Mapping[str, Any], namespace: str) -> Manifest:
     """A copy of ``secret`` in the operator's namespace, owned by the ChatEnvironment (the
     garbage collector deletes it with the environment)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..constants import (
+    ACTIVITY_PORT,
     AGENT_EGRESS_POLICY_NAME,
     ANNOTATION_HOST,
     CHAT_PORT,
@@ -22,10 +23,12 @@ from ..constants import (
     POSTGRES_NAME,
     POSTGRES_PORT,
     QUOTA_NAME,
+    SNAPSHOT_STAGE,
 )
 from ..environment import Environment
 from ..kinds import LIMIT_RANGE, NAMESPACE, NETWORK_POLICY, RESOURCE_QUOTA
 from .common import Manifest, metadata
+from .restore import COMPONENT as RESTORE_COMPONENT
 
 
 def namespace(env: Environment) -> Manifest:
@@ -78,7 +81,9 @@ def _tcp(*ports: int) -> list[Manifest]:
 def network_policy(env: Environment) -> Manifest:
     """Ingress only from pods of this namespace, from the ingress controller to what the
     Ingress routes (the chat port; Jaeger's UI only when it is public), and from the
-    metrics namespace to the chat pods' metrics port."""
+    metrics namespace to the chat pods' metrics port, and from the operator's to their
+    activity port; on a snapshot source (ai-staging), from other environments' restore
+    Jobs to PostgreSQL."""
     routed = (CHAT_PORT, JAEGER_UI_PORT) if env.jaeger_enabled and env.jaeger_public_ui else (
         CHAT_PORT,)
     rules: list[Manifest] = [
@@ -88,11 +93,22 @@ def network_policy(env: Environment) -> Manifest:
     if env.metrics_namespace:
         rules.append({"from": [_namespace(env.metrics_namespace)],
                       "ports": _tcp(METRICS_PORT)})
+    if env.operator_namespace:  # when a person last made a request: sleeping when idle
+        rules.append({"from": [_namespace(env.operator_namespace)],
+                      "ports": _tcp(ACTIVITY_PORT)})
+    if env.stage == SNAPSHOT_STAGE:  # a snapshot source: other environments' restore Jobs
+        rules.append({"from": [restore_pods()], "ports": _tcp(POSTGRES_PORT)})
     return NETWORK_POLICY.new(metadata(env, NETWORK_POLICY_NAME, "network-policy"), spec={
         "podSelector": {},
         "policyTypes": ["Ingress"],
         "ingress": rules,
     })
+
+
+def restore_pods() -> Manifest:
+    """The restore Jobs' pods of the operator's environments, wherever they run."""
+    return {"namespaceSelector": {"matchLabels": {LABEL_MANAGED_BY: MANAGED_BY}},
+            "podSelector": {"matchLabels": {LABEL_NAME: RESTORE_COMPONENT}}}
 
 
 LINK_LOCAL = ("169.254.0.0/16", "fe80::/10")  # cloud metadata endpoints live here

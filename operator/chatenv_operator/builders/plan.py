@@ -15,9 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import kinds, readiness
-from ..constants import CHAT_NAME, INGRESS_NAME, JAEGER_NAME, POSTGRES_NAME, REDIS_NAME
+from ..constants import (
+    CHAT_NAME,
+    INGRESS_NAME,
+    JAEGER_NAME,
+    POSTGRES_NAME,
+    REDIS_NAME,
+    RESTORE_NAME,
+    SNAPSHOT_STAGE,
+)
 from ..environment import Environment
-from . import chat, data, ingress, jaeger, namespace, postgres, redis
+from . import chat, data, ingress, jaeger, namespace, postgres, redis, restore
 from .common import Manifest
 
 Check = Callable[[Manifest | None], readiness.Readiness]
@@ -55,6 +63,9 @@ class Step:
     enabled: bool = True
     """False: nothing applied, and the objects labelled ``app.kubernetes.io/component:
     <name>`` of the environment deleted."""
+    created: tuple[Manifest, ...] = ()
+    """Objects created when missing and never changed (the operator may create Secrets,
+    not patch them): a Secret whose content is given, not generated."""
 
     @property
     def kinds(self) -> frozenset[kinds.Kind]:
@@ -87,12 +98,41 @@ def _held(env: Environment, build: Callable[[Environment], Manifest]) -> Manifes
     return {**manifest, "spec": {**manifest["spec"], "paused": True}}
 
 
+def _waker(env: Environment) -> tuple[Manifest, ...]:
+    """The waker's name in the namespace, where the operator (and so the waker) has one."""
+    return (ingress.waker_service(env, env.operator_namespace),) if env.operator_namespace \
+        else ()
+
+
+def _data_secrets(env: Environment) -> tuple[Callable[[str], Manifest], ...]:
+    """The placeholder password of loaded data's users; on a snapshot source (stage
+    ai-staging), the password of the read-only role snapshots read through."""
+    out: list[Callable[[str], Manifest]] = []
+    if env.data_mode != "empty":
+        out.append(lambda pw: data.data_credentials_secret(env, pw))
+    if env.stage == SNAPSHOT_STAGE:
+        out.append(lambda pw: data.snapshot_reader_secret(env, pw))
+    return tuple(out)
+
+
+def _data(env: Environment) -> tuple[Step, ...]:
+    """Mode snapshot: the restore, which the chat pods wait for. Its Job and Secret are
+    in the plan only while one is to be started (``env.snapshot``, decided by the pass):
+    a Job's pod template cannot change, and a restore runs once."""
+    if env.data_mode != "snapshot" or env.data_loaded:
+        return ()
+    snapshot = env.snapshot
+    return (Step("data", (restore.restore_job(env),) if snapshot else (),
+                 ready=ReadyWhen(kinds.JOB, RESTORE_NAME, readiness.job), then=("chat",),
+                 created=(restore.data_source_secret(env, snapshot),) if snapshot else ()),)
+
+
 def plan(env: Environment) -> Plan:
     """Everything applied for ``env``, step by step."""
     return Plan(namespace=namespace.namespace(env), steps=(
         Step("config", (data.configmap(env),),
              once=(lambda pw: data.postgres_secret(env, pw),
-                   lambda pw: data.redis_secret(env, pw))),
+                   lambda pw: data.redis_secret(env, pw), *_data_secrets(env))),
         # The chat pods start beside their data services: their `migrate` init container
         # waits for PostgreSQL, and the service runs (degraded) until Redis answers.
         Step("postgres", (postgres.postgres_service(env), postgres.postgres_statefulset(env)),
@@ -108,7 +148,8 @@ def plan(env: Environment) -> Plan:
              ready=ReadyWhen(kinds.DEPLOYMENT, CHAT_NAME, readiness.deployment),
              # Held only behind a step that lists it in its `then` (a slot's data restore).
              held=(_held(env, chat.chat_deployment), chat.chat_service(env))),
-        Step("ingress", (ingress.ingress(env),),
+        *_data(env),
+        Step("ingress", (ingress.ingress(env), *_waker(env)),
              ready=ReadyWhen(kinds.INGRESS, INGRESS_NAME, readiness.ingress)),
         Step("policy", (namespace.network_policy(env), namespace.egress_policy(env),
                         namespace.agent_egress_policy(env), namespace.resource_quota(env),

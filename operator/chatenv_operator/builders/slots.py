@@ -10,6 +10,8 @@ from ..constants import (
     AGENT_CLUSTER_ROLE,
     AGENT_NAME,
     AGENT_READONLY_CLUSTER_ROLE,
+    ANNOTATION_REFRESHED_AT,
+    ANNOTATION_TOUCHED_AT,
     API_VERSION,
     DEVSLOT_KIND,
     LABEL_COMPONENT,
@@ -64,16 +66,25 @@ def environment_name(slot: int) -> str:
     return f"{SLOT_ENV_PREFIX}{slot}"
 
 
-def slot_environment(devslot: Mapping[str, Any], slot: int) -> Manifest:
-    """The ChatEnvironment of stage `ai` that a DevSlot owns; its name is the slot's claim."""
+def slot_environment(devslot: Mapping[str, Any], slot: int, *,
+                     data: str | None = None) -> Manifest:
+    """The ChatEnvironment of stage `ai` that a DevSlot owns; its name is the slot's claim.
+    ``data``: its spec.data.mode (fixtures: the demo set; snapshot: of the one ai-staging
+    environment); None: no spec.data (an environment made before it existed keeps none)."""
     spec: dict[str, Any] = {"stage": "ai", "slot": slot}
+    if data:
+        spec["data"] = {"mode": data}
     images = devslot["spec"].get("images") or {}
     for component in ("chat", "postgres", "redis", "jaeger"):
         if images.get(component):
             spec[component] = {"image": images[component]}
-    return CHATENV.new({"name": environment_name(slot),
-                        "labels": {**devslot_labels(devslot), LABEL_SLOT: str(slot)},
-                        "ownerReferences": [devslot_owner(devslot).reference()]}, spec=spec)
+    meta: Manifest = {"name": environment_name(slot),
+                      "labels": {**devslot_labels(devslot), LABEL_SLOT: str(slot)},
+                      "ownerReferences": [devslot_owner(devslot).reference()]}
+    touched = (devslot["metadata"].get("annotations") or {}).get(ANNOTATION_REFRESHED_AT)
+    if touched:  # a `chatenv touch` wakes the slot's environment
+        meta["annotations"] = {ANNOTATION_TOUCHED_AT: str(touched)}
+    return CHATENV.new(meta, spec=spec)
 
 
 def agent_name(devslot: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..constants import ANNOTATION_WAKE_REQUESTED
+from ..sleeping import parse_time
 
 # A browser reloads the waking page this often; API clients are told to retry after it.
 RELOAD_SECONDS = 3
@@ -58,17 +59,6 @@ class EnvView:
                 self.wake_requested_at is None or self.wake_requested_at <= self.sleeping_since):
             return State.SLEEPING
         return State.WAKING
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time (``...Z``), or None for anything else."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def view(body: Mapping[str, Any]) -> EnvView | None:
