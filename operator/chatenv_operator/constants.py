@@ -39,6 +39,7 @@ LABEL_AGENT_SECRET = f"{GROUP}/agent-secret"
 # Object names inside an environment's namespace.
 CONFIGMAP_NAME = "chat-config"
 POSTGRES_NAME = "postgres"
+POSTGRES_CLIENT_NAME = "postgres-rw"  # the Service clients connect through (a cluster IP)
 POSTGRES_SECRET = "postgres-credentials"  # noqa: S105 - a Secret's name
 REDIS_NAME = "redis"
 REDIS_SECRET = "redis-credentials"  # noqa: S105 - a Secret's name

@@ -36,7 +36,8 @@ CREATION = [
     ("GET", f"{HELD}.redis-credentials"), ("CREATE?", "Secret/redis-credentials"),
     ("CREATE", f"{HELD}.redis-credentials"), ("CREATE", "Secret/redis-credentials"),
     ("APPLY", "ConfigMap/chat-config"),
-    ("APPLY", "Service/postgres"), ("APPLY", "StatefulSet/postgres"),
+    ("APPLY", "Service/postgres"), ("APPLY", "Service/postgres-rw"),
+    ("APPLY", "StatefulSet/postgres"),
     ("APPLY", "Service/redis"), ("APPLY", "PersistentVolumeClaim/redis-data"),
     ("APPLY", "Deployment/redis"),
     ("APPLY", "ConfigMap/jaeger-config"), ("APPLY", "Service/jaeger"),
@@ -165,7 +166,7 @@ def test_drift_is_repaired_object_by_object(world: World) -> None:
     assert world.sent == [("APPLY", "ConfigMap/chat-config"), ("APPLY", "Deployment/redis"),
                           ("PATCH/status", "ChatEnvironment/dev"), ("EVENT", "Applied")]
     assert world.api.find(CONFIGMAP, "chat-config", NS)["data"][  # type: ignore[index]
-        "POSTGRES_HOST"] == "postgres"
+        "POSTGRES_HOST"] == "postgres-rw"
     assert world.ready() == ("False", "WaitingRedis")
     # The chat service runs already: it is kept running while Redis comes back.
     assert world.api.find(DEPLOYMENT, "chat", NS)["spec"]["replicas"] == 2  # type: ignore[index]

@@ -191,7 +191,7 @@ def test_render_prints_the_example_environment_offline() -> None:
     assert kinds[0] == ("Namespace", "chat-dev")
     assert ("Deployment", "chat") in kinds
     assert ("StatefulSet", "postgres") in kinds
-    assert len(kinds) == 20
+    assert len(kinds) == 21
 
 
 def test_render_rejects_what_resolve_rejects(tmp_path: Path) -> None:

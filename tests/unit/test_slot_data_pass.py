@@ -148,7 +148,7 @@ def test_a_snapshot_is_restored_by_a_job_before_the_chat_service_starts(
     source = world.api.find(SECRET, "data-source", "snap-ns")
     assert source is not None
     decoded = {k: base64.b64decode(v).decode() for k, v in source["data"].items()}
-    assert decoded == {"SNAPSHOT_HOST": "postgres.staging-ns.svc", "SNAPSHOT_PORT": "5432",
+    assert decoded == {"SNAPSHOT_HOST": "postgres-rw.staging-ns.svc", "SNAPSHOT_PORT": "5432",
                        "SNAPSHOT_DB": "chat", "SNAPSHOT_USER": "chat_snapshot",
                        "SNAPSHOT_PASSWORD": "generated", "SNAPSHOT_NAME": "staging"}
     world.settle("snap", passes=2)

@@ -135,7 +135,8 @@ def plan(env: Environment) -> Plan:
                    lambda pw: data.redis_secret(env, pw), *_data_secrets(env))),
         # The chat pods start beside their data services: their `migrate` init container
         # waits for PostgreSQL, and the service runs (degraded) until Redis answers.
-        Step("postgres", (postgres.postgres_service(env), postgres.postgres_statefulset(env)),
+        Step("postgres", (postgres.postgres_service(env), postgres.postgres_client_service(env),
+                          postgres.postgres_statefulset(env)),
              ready=ReadyWhen(kinds.STATEFULSET, POSTGRES_NAME, readiness.statefulset)),
         Step("redis", (redis.redis_service(env), redis.redis_volume_claim(env),
                        redis.redis_deployment(env)),

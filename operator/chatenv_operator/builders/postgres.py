@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..constants import POSTGRES_NAME, POSTGRES_PORT, POSTGRES_SECRET
+from ..constants import POSTGRES_CLIENT_NAME, POSTGRES_NAME, POSTGRES_PORT, POSTGRES_SECRET
 from ..environment import Environment
 from ..kinds import STATEFULSET
 from .common import (
@@ -25,8 +25,18 @@ DATA_DIR = "/var/lib/postgresql/data"
 
 
 def postgres_service(env: Environment) -> Manifest:
+    """The StatefulSet's governing Service (its pod's stable name)."""
     return service(env, POSTGRES_NAME, "postgres", [port("postgres", POSTGRES_PORT)],
                    headless=True)
+
+
+def postgres_client_service(env: Environment) -> Manifest:
+    """What clients connect to: a cluster IP, so the name always resolves. A headless name
+    looked up while the pod is starting answers "no such name", which the cluster DNS
+    then caches (30 s with the usual CoreDNS settings) and the client keeps failing long
+    after the database is up; a cluster IP without a ready pod refuses at once instead,
+    and the client's next attempt gets through."""
+    return service(env, POSTGRES_CLIENT_NAME, "postgres", [port("postgres", POSTGRES_PORT)])
 
 
 def postgres_statefulset(env: Environment) -> Manifest:

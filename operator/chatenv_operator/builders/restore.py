@@ -10,7 +10,7 @@ from ..constants import (
     CONFIGMAP_NAME,
     DATA_CREDENTIALS_SECRET,
     DATA_SOURCE_SECRET,
-    POSTGRES_NAME,
+    POSTGRES_CLIENT_NAME,
     POSTGRES_PORT,
     POSTGRES_SECRET,
     RESTORE_NAME,
@@ -37,7 +37,7 @@ READER_ROLE = "chat_snapshot"
 def source_data(snapshot: Snapshot) -> dict[str, str]:
     """What ``restore-snapshot`` reads (chat_service.seeding.SnapshotSource), exactly."""
     return {
-        "SNAPSHOT_HOST": f"{POSTGRES_NAME}.{snapshot.namespace}.svc",
+        "SNAPSHOT_HOST": f"{POSTGRES_CLIENT_NAME}.{snapshot.namespace}.svc",
         "SNAPSHOT_PORT": str(POSTGRES_PORT),
         "SNAPSHOT_DB": POSTGRES_DB,
         "SNAPSHOT_USER": READER_ROLE,
