@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from . import addons, lifecycle
+from . import addons, lifecycle, node
 from .controlplane import kubectl
 from .processes import ClusterError, State, log
 from .versions import ROOT, Binaries
@@ -46,9 +46,12 @@ class Ingress:
 
 
 def local_services(shipped: dict[str, Any], images: dict[str, str], ingress: Ingress, *,
-                   small_requests: bool = True) -> dict[str, Any]:
+                   small_requests: bool = True,
+                   api_server_cidrs: tuple[str, ...] = ()) -> dict[str, Any]:
     """services.yaml for a local cluster: its images, its ingress controller, `*.localhost`
-    hosts without TLS, and (on a two-core node) small requests."""
+    hosts without TLS, (on a two-core node) small requests, and the API server's address
+    for agents' egress (kube-router admits a pod's connection to the API server, which
+    runs on the node's own address, only by a rule naming that address)."""
     config = copy.deepcopy(shipped)
     config["images"] = {**config.get("images", {}),
                         **{k: v for k, v in images.items() if k != "operator"}}
@@ -63,6 +66,8 @@ def local_services(shipped: dict[str, Any], images: dict[str, str], ingress: Ing
                            "trustedProxyCIDRs": ["10.244.0.0/16"]}
     if ingress.port:
         defaults["ingress"]["port"] = ingress.port
+    if api_server_cidrs:
+        defaults.setdefault("egress", {})["apiServerCIDRs"] = list(api_server_cidrs)
     if small_requests:
         for component, requests in LOCAL_REQUESTS.items():
             section = defaults.setdefault(component, {})
@@ -96,7 +101,8 @@ def install(b: Binaries, state: State) -> dict[str, Any]:
         raise ClusterError(f"no real node runs with state in {state.dir}")
     refs = lifecycle.load_images(b, state, ["chat", "operator", "postgres", "redis", "jaeger"])
     shipped = yaml.safe_load((ROOT / "services.yaml").read_text())
-    services = local_services(shipped, refs, Ingress(port=int(record["ingress_port"])))
+    services = local_services(shipped, refs, Ingress(port=int(record["ingress_port"])),
+                              api_server_cidrs=(f"{node.NODE_IP}/32",))
     overlay = write_overlay(state.dir / "deploy-local", services, refs["operator"])
     log("installing chatenv: kubectl apply -k deploy/ (local overlay)")
     res = kubectl(b, state.kubeconfig, "apply", "--server-side", "--force-conflicts",
