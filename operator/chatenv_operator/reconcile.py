@@ -28,6 +28,7 @@ from .constants import (
     LABEL_COMPONENT,
     LABEL_ENVIRONMENT,
     POSTGRES_NAME,
+    REDIS_NAME,
 )
 from .diffing import with_hash
 from .environment import Environment, InvalidSpec, resolve
@@ -162,12 +163,29 @@ def _sleep(p: Pass, body: Mapping[str, Any], env: Environment,
     clocks = sleeping.clocks(body, idle=env.idle, suspended=env.suspended)
     verdict = sleeping.decide(clocks, p.now, lambda: activity(env.namespace))
     env = dataclasses.replace(env, sleeping=verdict.asleep)
-    chat = p.read(DEPLOYMENT, CHAT_NAME, env.namespace)
-    serving = not env.scaled_down and chat is not None and int(
-        (chat.get("spec") or {}).get("replicas") or 0) > 0 and int(
-        (chat.get("status") or {}).get("availableReplicas") or 0) > 0
+    # The host goes (back) to the chat pods once they and Redis (sessions: logging in,
+    # posting) run; once there, it stays while a chat pod runs (without Redis the chat
+    # serves what it can: reading).
+    needed = (CHAT_NAME,) if _routed_to_chat(p, env) else (CHAT_NAME, REDIS_NAME)
+    serving = not env.scaled_down and all(
+        _available(p.read(DEPLOYMENT, name, env.namespace)) for name in needed)
     return dataclasses.replace(env, to_waker=bool(env.operator_namespace) and not serving), \
         verdict
+
+
+def _routed_to_chat(p: Pass, env: Environment) -> bool:
+    live = p.read(INGRESS, INGRESS_NAME, env.namespace)
+    paths = [path for rule in ((live or {}).get("spec") or {}).get("rules") or ()
+             for path in (rule.get("http") or {}).get("paths") or ()]
+    return any(path["backend"].get("service", {}).get("name") == CHAT_NAME for path in paths)
+
+
+def _available(deployment: Mapping[str, Any] | None) -> bool:
+    """A Deployment with replicas wanted and at least one of them available."""
+    if deployment is None:
+        return False
+    return int((deployment.get("spec") or {}).get("replicas") or 0) > 0 and int(
+        (deployment.get("status") or {}).get("availableReplicas") or 0) > 0
 
 
 def _data(p: Pass, env: Environment, old: Mapping[str, Any], status: dict[str, Any],

@@ -142,16 +142,24 @@ def test_egress_is_the_namespace_and_dns_and_agents_reach_out(
         dev_env: dict[str, str], kubectl: Kubectl, probes: dict[str, str]) -> None:
     ns = dev_env["namespace"]
     api = "kubernetes.default.svc.cluster.local/443"
+
+    def reaches(probe: str, target: str) -> None:
+        # The network policy controller programs a new pod's rules a moment after the pod
+        # is Ready, and rebuilds them when other namespaces come and go: what is allowed
+        # must connect within a short while; what is refused, never.
+        wait_until(f"{probe} to reach {target}",
+                   lambda: _from(kubectl, probes[probe], target), 60, 1)
+
     # DNS and the environment's own services: what the chat service needs.
-    assert _from(kubectl, probes["plain"], f"postgres.{ns}.svc.cluster.local/5432")
+    reaches("plain", f"postgres.{ns}.svc.cluster.local/5432")
+    # An agent works with the API server (and the world), never with link-local addresses.
+    reaches("agent", api)
     # Nothing else: not the API server, not another namespace's service (the waker's).
     waker = "chatenv-waker.chatenv-system.svc.cluster.local/80"
-    assert _from(kubectl, probes["outsider"], waker)  # it answers, where nothing stops it
+    reaches("outsider", waker)  # it answers, where nothing stops it
+    reaches("agent", waker)
     assert not _from(kubectl, probes["plain"], api)
     assert not _from(kubectl, probes["plain"], waker)
-    # An agent works with the API server (and the world), never with link-local addresses.
-    assert _from(kubectl, probes["agent"], api)
-    assert _from(kubectl, probes["agent"], waker)
     policy = kubectl.json("get", "networkpolicy", "agent-egress", "-n", ns)
     assert "169.254.0.0/16" in json.dumps(policy["spec"])
 

@@ -138,12 +138,18 @@ async def test_idle_environment_sleeps_and_a_browser_wakes_it(
             await expect(page.get_by_test_id("tab-login")).to_be_visible(
                 timeout=WAKE_BOUND_SECONDS * 1000)
             await asyncio.wait_for(poller, timeout=WAKE_BOUND_SECONDS)
-            await page.get_by_test_id("tab-login").click()
-            await page.get_by_test_id("nickname").fill(nickname)
-            await page.get_by_test_id("password").fill("correct horse")
-            await page.get_by_test_id("submit").click()
-            message = page.get_by_test_id("message").filter(has_text=text)
-            await expect(message).to_have_count(1, timeout=20_000)
+            try:
+                await page.get_by_test_id("tab-login").click()
+                await page.get_by_test_id("nickname").fill(nickname)
+                await page.get_by_test_id("password").fill("correct horse")
+                await page.get_by_test_id("submit").click()
+                await expect(page.get_by_test_id("me")).to_have_text(nickname, timeout=30_000)
+                message = page.get_by_test_id("message").filter(has_text=text)
+                await expect(message).to_have_count(1, timeout=30_000)
+            except AssertionError:
+                await page.screenshot(path=str(tmp_path / "failed.png"))
+                (tmp_path / "failed.html").write_text(await page.content())
+                raise
             await page.screenshot(path=str(tmp_path / "awake.png"))
         finally:
             await browser.close()

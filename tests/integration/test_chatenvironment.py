@@ -161,7 +161,7 @@ def test_drift_is_repaired(envs: Envs, kubectl: Kubectl, apps: client.AppsV1Api,
             return False
         port = core.read_namespaced_service("redis", ns).spec.ports[0].port
         host = core.read_namespaced_config_map("chat-config", ns).data["POSTGRES_HOST"]
-        return dep.metadata.uid != old_uid and port == 6379 and host == "postgres"
+        return dep.metadata.uid != old_uid and port == 6379 and host == "postgres-rw"
 
     wait_until(restored, 20, "the deleted Deployment and the edited objects to be restored")
     wait_ready(kubectl, name)

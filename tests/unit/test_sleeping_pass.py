@@ -158,3 +158,20 @@ def test_never_means_never(world: World) -> None:
     assert world.run().requeue_after is None
     assert world.status()["idle"] == "never"
     assert world.asked == []
+
+
+def test_woken_the_host_goes_back_to_the_chat_once_redis_runs_too(world: World) -> None:
+    world.now = _at(40)
+    world.run()
+    world.api.settle_workloads()
+    _annotate(world, ANNOTATION_WAKE_REQUESTED, _at(45))
+    world.now = _at(45)
+    world.run()
+    # The chat pods are up before Redis: logging in would fail, so the waker still answers.
+    ready = {"replicas": 1, "availableReplicas": 1, "readyReplicas": 1, "updatedReplicas": 1}
+    world.api.edit(DEPLOYMENT, "chat", NS, {"status": ready})
+    world.run()
+    assert _backend(world) == "waker"
+    world.api.settle_workloads()
+    world.run()
+    assert _backend(world) == "chat"
