@@ -32,7 +32,8 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wake import KUBECONFIG, get, kubectl
+from time_to_url import KUBECONFIG, kubectl
+from wake import get
 
 from chat_service.nicknames import key
 

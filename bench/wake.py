@@ -25,37 +25,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-
-
-def kubeconfig() -> str:
-    given = os.environ.get("KUBECONFIG")
-    if given:
-        return given
-    info = json.loads(subprocess.run([PY, str(ROOT / "hack" / "cluster.py"), "info"],
-                                     capture_output=True, text=True, check=True).stdout)
-    if not info["running"] or info["mode"] != "real":
-        sys.exit("no cluster: run hack/up first (or set KUBECONFIG)")
-    return str(info["kubeconfig"])
-
-
-KUBECONFIG = kubeconfig()
-KUBECTL = subprocess.run([PY, str(ROOT / "hack" / "cluster.py"), "kubectl"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-
-
-def kubectl(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run([KUBECTL, "--kubeconfig", KUBECONFIG, *args], input=stdin,
-                          capture_output=True, text=True, check=True).stdout
+from time_to_url import kubectl
 
 
 def get(url: str, background: bool = False, timeout: float = 5) -> int:

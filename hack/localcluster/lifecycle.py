@@ -21,15 +21,18 @@ DEFAULT_INGRESS_PORT = 8480
 ACTIVE_NODE = CACHE_ROOT / "node" / "active"  # the state dir of the one real node running
 
 
-def active_real_node() -> Path | None:
-    """The state dir of a real node running on this machine, if any (one at a time)."""
+def _marked_node() -> Path | None:
+    """The state dir of the last real node started here and not stopped by `down`."""
     try:
-        directory = Path(ACTIVE_NODE.read_text().strip())
+        return Path(ACTIVE_NODE.read_text().strip())
     except FileNotFoundError:
         return None
-    if State(directory).running():
-        return directory
-    return None
+
+
+def active_real_node() -> Path | None:
+    """The state dir of a real node running on this machine, if any (one at a time)."""
+    directory = _marked_node()
+    return directory if directory and State(directory).running() else None
 
 
 def up(b: Binaries, state: State, *, real_node: bool, allow_build: bool,
@@ -109,10 +112,7 @@ def _check_real_node_possible(b: Binaries, state: State, ingress_port: int) -> N
 def _recover_dead_node(b: Binaries, state: State) -> None:
     """A node whose processes died without `down` (killed, machine session ended) left its
     links, chains and mounts: restore the host from its own record before starting anew."""
-    try:
-        directory = Path(ACTIVE_NODE.read_text().strip())
-    except FileNotFoundError:
-        directory = state.dir
+    directory = _marked_node() or state.dir
     dead = State(directory)
     if dead.running() or dead.load().get("mode") != "real":
         return

@@ -8,6 +8,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,21 @@ def client(timeout: float = 15) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(resolver=LocalhostResolver(), force_close=True),
         timeout=aiohttp.ClientTimeout(total=timeout))
+
+
+async def register_and_post(url: str, text: str, prefix: str) -> tuple[str, int]:
+    """A new user (nickname ``prefix`` + random, password "correct horse") posts ``text``
+    through the Ingress: their nickname and the message's id."""
+    nickname = f"{prefix}{uuid.uuid4().hex[:8]}"
+    async with client(timeout=30) as http:
+        async with http.post(f"{url}/api/register",
+                             json={"nickname": nickname, "password": "correct horse"}) as r:
+            assert r.status == 201, await r.text()
+            token = (await r.json())["token"]
+        async with http.post(f"{url}/api/messages", json={"text": text},
+                             headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 201, await r.text()
+            return nickname, int((await r.json())["id"])
 
 
 def fetch(url: str, timeout: float = 15) -> tuple[int, str, bytes]:

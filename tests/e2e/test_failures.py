@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 
 import aiohttp
-from e2ehelpers import Kubectl, client, wait_ready, wait_until
+from e2ehelpers import Kubectl, client, register_and_post, wait_ready, wait_until
 
 SECRETS = ("postgres-credentials", "redis-credentials")
 
@@ -17,19 +16,6 @@ SECRETS = ("postgres-credentials", "redis-credentials")
 def _secret_uids(kubectl: Kubectl, namespace: str) -> dict[str, str]:
     return {s: kubectl("get", "secret", s, "-n", namespace, "-o",
                        "jsonpath={.metadata.uid}").stdout for s in SECRETS}
-
-
-async def _post(url: str, text: str) -> int:
-    nickname = f"res{uuid.uuid4().hex[:8]}"
-    async with client(timeout=30) as http:
-        async with http.post(f"{url}/api/register",
-                             json={"nickname": nickname, "password": "correct horse"}) as r:
-            assert r.status == 201, await r.text()
-            token = (await r.json())["token"]
-        async with http.post(f"{url}/api/messages", json={"text": text},
-                             headers={"Authorization": f"Bearer {token}"}) as r:
-            assert r.status == 201, await r.text()
-            return int((await r.json())["id"])
 
 
 async def _has_message(url: str, message_id: int) -> bool:
@@ -45,7 +31,8 @@ async def _has_message(url: str, message_id: int) -> bool:
 async def test_postgres_comes_back_on_its_volume_with_the_messages(
         dev_env: dict[str, str], kubectl: Kubectl) -> None:
     url, ns = dev_env["url"], dev_env["namespace"]
-    message_id = await _post(url, "written before PostgreSQL's pod was deleted")
+    _, message_id = await register_and_post(url, "written before PostgreSQL's pod was deleted",
+                                            "res")
     volume = kubectl("get", "pvc", "data-postgres-0", "-n", ns, "-o",
                      "jsonpath={.spec.volumeName}").stdout
     old_uid = kubectl("get", "pod", "postgres-0", "-n", ns, "-o",

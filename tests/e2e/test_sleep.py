@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2ehelpers import Kubectl, client, fetch, wait_ready, wait_until
+from e2ehelpers import Kubectl, client, fetch, register_and_post, wait_ready, wait_until
 from playwright.async_api import async_playwright, expect
 
 CHROMIUM = "/usr/bin/chromium"
@@ -65,19 +65,6 @@ def _pods(kubectl: Kubectl, ns: str) -> list[str]:
                    "status.phase!=Succeeded").stdout.split()
 
 
-async def _post(url: str, text: str) -> str:
-    nickname = f"sl{uuid.uuid4().hex[:8]}"
-    async with client(timeout=30) as http:
-        async with http.post(f"{url}/api/register",
-                             json={"nickname": nickname, "password": "correct horse"}) as r:
-            assert r.status == 201, await r.text()
-            token = (await r.json())["token"]
-        async with http.post(f"{url}/api/messages", json={"text": text},
-                             headers={"Authorization": f"Bearer {token}"}) as r:
-            assert r.status == 201, await r.text()
-    return nickname
-
-
 @pytest.mark.browser
 @pytest.mark.timeout(900)
 async def test_idle_environment_sleeps_and_a_browser_wakes_it(
@@ -85,7 +72,7 @@ async def test_idle_environment_sleeps_and_a_browser_wakes_it(
     name, env = sleepy()
     url, ns = env["url"], env["namespace"]
     text = f"written before sleeping {uuid.uuid4().hex[:8]}"
-    nickname = await _post(url, text)
+    nickname, _ = await register_and_post(url, text, "sl")
 
     # Nobody comes: after the idle window (and the operator's look), it sleeps.
     status = await asyncio.to_thread(

@@ -8,6 +8,7 @@ same on the real API server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class World:
         self.asked: list[str] = []
         self.last_request: datetime | None = None
         """What the chat service answers to /activity (unknown when it raises)."""
+        self.password: Callable[[], str] = lambda: "generated"
 
     def activity(self, namespace: str) -> datetime | None:
         self.asked.append(namespace)
@@ -80,7 +82,7 @@ class World:
         assert body is not None
         p = Pass(self.api, self.api.cache, self.memo, now=self.now)
         return reconcile_environment(p, body, CONFIG, operator_namespace="chatenv-system",
-                                     password=lambda: "generated", activity=self.activity)
+                                     password=self.password, activity=self.activity)
 
     @property
     def sent(self) -> list[tuple[str, str]]:

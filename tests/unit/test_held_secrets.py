@@ -9,9 +9,8 @@ import itertools
 import pytest
 from test_environment_pass import CONFIG, HELD, NS, World
 
-from chatenv_operator.kinds import CHATENV, SECRET, STATEFULSET
-from chatenv_operator.passes import Memo, Pass, Result
-from chatenv_operator.reconcile import reconcile_environment
+from chatenv_operator.kinds import SECRET, STATEFULSET
+from chatenv_operator.passes import Memo
 
 
 class Passwords(World):
@@ -19,15 +18,8 @@ class Passwords(World):
 
     def __init__(self) -> None:
         super().__init__()
-        self.counter = itertools.count(1)
-
-    def run(self, name: str = "dev") -> Result:
-        self.api.requests.clear()
-        body = self.api.cache.get(CHATENV, name)
-        assert body is not None
-        p = Pass(self.api, self.api.cache, self.memo, now=self.now)
-        return reconcile_environment(p, body, CONFIG, operator_namespace="chatenv-system",
-                                     password=lambda: f"generated-{next(self.counter)}")
+        counter = itertools.count(1)
+        self.password = lambda: f"generated-{next(counter)}"
 
 
 def password(world: World, name: str = "postgres-credentials") -> str:

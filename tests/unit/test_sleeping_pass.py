@@ -37,6 +37,16 @@ def _annotate(world: World, key: str, when: datetime) -> None:
     world.api.edit(CHATENV, "dev", None, {"metadata": {"annotations": {key: _stamp(when)}}})
 
 
+def _asleep_then_asked(world: World, key: str) -> None:
+    """Asleep at 40 minutes (settled), then woken at 45 by the annotation ``key``."""
+    world.now = _at(40)
+    world.run()
+    world.api.settle_workloads()
+    _annotate(world, key, _at(45))
+    world.now = _at(45)
+    world.run()
+
+
 @pytest.fixture
 def world() -> World:
     w = World()
@@ -114,12 +124,7 @@ def test_a_wake_request_from_before_the_sleep_does_not_wake_it(world: World) -> 
 
 
 def test_a_devslot_touch_wakes_it_too(world: World) -> None:
-    world.now = _at(40)
-    world.run()
-    world.api.settle_workloads()
-    _annotate(world, ANNOTATION_TOUCHED_AT, _at(45))
-    world.now = _at(45)
-    world.run()
+    _asleep_then_asked(world, ANNOTATION_TOUCHED_AT)
     assert "sleepingSince" not in world.status()
     assert _replicas(world) == {1, 2}
 
@@ -161,12 +166,7 @@ def test_never_means_never(world: World) -> None:
 
 
 def test_woken_the_host_goes_back_to_the_chat_once_redis_runs_too(world: World) -> None:
-    world.now = _at(40)
-    world.run()
-    world.api.settle_workloads()
-    _annotate(world, ANNOTATION_WAKE_REQUESTED, _at(45))
-    world.now = _at(45)
-    world.run()
+    _asleep_then_asked(world, ANNOTATION_WAKE_REQUESTED)
     # The chat pods are up before Redis: logging in would fail, so the waker still answers.
     ready = {"replicas": 1, "availableReplicas": 1, "readyReplicas": 1, "updatedReplicas": 1}
     world.api.edit(DEPLOYMENT, "chat", NS, {"status": ready})
