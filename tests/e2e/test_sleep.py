@@ -143,9 +143,12 @@ async def test_idle_environment_sleeps_and_a_browser_wakes_it(
     print(f"\nfirst 200 of /api/messages {first_200[0]:.1f} s after the visit")
     assert first_200[0] <= WAKE_BOUND_SECONDS
 
-    status = _status(kubectl, name)
+    # Ready follows the first 200 by the time the ingress controller is given to load the
+    # new routes (ROUTES_SETTLE).
+    status = await asyncio.to_thread(
+        wait_until, f"{name} to be Ready",
+        lambda: (s := _status(kubectl, name)).get("phase") == "Ready" and s, 30, 0.5)
     assert "sleepingSince" not in status
-    assert status["phase"] == "Ready"
     annotations = kubectl.json("get", "chatenv", name)["metadata"]["annotations"]
     assert "chatenv.dev/wake-requested-at" in annotations
 
