@@ -153,7 +153,8 @@ def _restore_snapshot(config: Config) -> None:
     try:
         loaded = seeding.data_source(target)
         if loaded is None:
-            src = seeding.connect_source(source, config.postgres_connect_timeout)
+            src = seeding.connect_source(source, config.postgres_connect_timeout,
+                                          config.postgres_startup_timeout)
             try:
                 loaded = seeding.restore_snapshot(
                     src, target, source.name, seeding.placeholder_hash(password, config))

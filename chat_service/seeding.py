@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -182,12 +183,38 @@ def connect(config: Config) -> Any:
                     config.postgres_connect_timeout)
 
 
-def connect_source(source: SnapshotSource, timeout: float) -> Any:
-    """A read-only connection to the snapshot's source."""
-    conn = _connect(source.host, source.port, source.db, source.user, source.password,
-                    timeout)
+def connect_source(source: SnapshotSource, timeout: float, patience: float = 0.0) -> Any:
+    """A read-only connection to the snapshot's source, retrying for up to `patience`
+    seconds while it cannot be reached: the restore Job's pod is new, and a network policy
+    controller admits a new pod's address a moment after it starts (Kubernetes leaves that
+    delay to the plugin). A refusal by the server itself (a wrong password) is not retried."""
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    while True:
+        try:
+            conn = _connect(source.host, source.port, source.db, source.user,
+                            source.password, timeout)
+            break
+        except SeedError as e:
+            if not unreachable(str(e)) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s; retrying", e)
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
     conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
     return conn
+
+
+# libpq's words for a server it could not reach (as opposed to one that refused it).
+_UNREACHABLE = ("connection refused", "timeout expired", "could not translate host name",
+                "no route to host", "network is unreachable", "is the server running",
+                "the database system is starting up")
+
+
+def unreachable(message: str) -> bool:
+    """Whether a connection error says the server was not reached (worth retrying)."""
+    lowered = message.lower()
+    return any(words in lowered for words in _UNREACHABLE)
 
 
 def _connect(host: str, port: int, db: str, user: str, password: str, timeout: float) -> Any:
@@ -196,9 +223,11 @@ def _connect(host: str, port: int, db: str, user: str, password: str, timeout: f
                                 connect_timeout=max(1, int(timeout + 0.999)),
                                 application_name="chat-seeding")
     except psycopg2.OperationalError as e:
-        # The server's message (no password in it), without libpq's connection string.
+        # libpq's words (no password in them), without its "connection to server at".
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        said = "; ".join(line.split(" failed: ", 1)[-1] for line in lines[-2:])
         raise SeedError(f"cannot connect to PostgreSQL at {host}:{port} as {user}: "
-                        f"{str(e).strip().splitlines()[-1]}") from None
+                        f"{said or type(e).__name__}") from None
     with conn.cursor() as cur:
         cur.execute("SET statement_timeout = 0")
     conn.commit()

@@ -4,9 +4,15 @@ once, whole or not at all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg2
 import pytest
@@ -14,7 +20,7 @@ from chathelpers import FAST_HASHING, ROOT, create_database, run_cli, running_se
 from servers import PostgresServer
 
 from chat_service.config import Config
-from chat_service.seeding import fixture_names, read_fixture
+from chat_service.seeding import fixture_names, read_fixture, unreachable
 
 PASSWORD = "placeholder-1234"
 READER = "reader-secret-5678"
@@ -218,4 +224,90 @@ def test_a_failed_restore_leaves_the_database_empty(
                     "restore-snapshot")
     assert wrong.returncode == 6
     assert "cannot connect to PostgreSQL" in wrong.stderr
+    assert "password authentication failed" in wrong.stderr
+    assert "retrying" not in wrong.stdout  # the server said no: asking again changes nothing
     assert "not-the-password" not in wrong.stderr + wrong.stdout
+
+
+def test_a_source_reached_late_is_waited_for(
+        source: dict[str, str], empty_db: dict[str, str]) -> None:
+    # A new pod's address is admitted by the network policy a moment after it starts:
+    # until then the source refuses it. Here nothing listens on the port for 3 s.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = _snapshot_env(empty_db, source, SNAPSHOT_HOST="127.0.0.1", SNAPSHOT_PORT=str(port),
+                        POSTGRES_STARTUP_TIMEOUT_SECONDS="30")
+    restoring = subprocess.Popen(
+        [sys.executable, "-m", "chat_service", "restore-snapshot"], cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    with _forwarding(port, source["POSTGRES_HOST"], int(source["POSTGRES_PORT"])):
+        out, err = restoring.communicate(timeout=60)
+    assert restoring.returncode == 0, err
+    assert "Connection refused; Is the server running" in out  # logged (JSON lines on stdout)
+    assert "retrying" in out
+    assert "loaded snapshot ai-staging: 3 users, 9 messages" in out
+
+
+def test_an_unreachable_source_fails_once_its_patience_is_spent(
+        source: dict[str, str], empty_db: dict[str, str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    failed = run_cli(_snapshot_env(empty_db, source, SNAPSHOT_HOST="127.0.0.1",
+                                   SNAPSHOT_PORT=str(port),
+                                   POSTGRES_STARTUP_TIMEOUT_SECONDS="3"), "restore-snapshot")
+    assert failed.returncode == 6
+    assert time.monotonic() - started < 30
+    assert failed.stdout.count("retrying") >= 2  # asked again until its 3 s were spent
+    assert f"cannot connect to PostgreSQL at 127.0.0.1:{port}" in failed.stderr
+    assert "Connection refused" in failed.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(("message", "retried"), [
+    ('connection to server at "pg" (10.96.0.9), port 5432 failed: Connection refused', True),
+    ("connection to server at \"pg\" (10.96.0.9), port 5432 failed: timeout expired", True),
+    ('could not translate host name "pg" to address: Name or service not known', True),
+    ("FATAL:  the database system is starting up", True),
+    ('FATAL:  password authentication failed for user "chat_snapshot"', False),
+    ('FATAL:  database "chat" does not exist', False),
+])
+def test_only_an_unreached_server_is_asked_again(message: str, retried: bool) -> None:
+    assert unreachable(message) is retried
+
+
+@contextmanager
+def _forwarding(port: int, host: str, target: int) -> Iterator[None]:
+    """A TCP listener on `port` that forwards each connection to host:target."""
+    listener = socket.create_server(("127.0.0.1", port))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            upstream = socket.create_connection((host, target))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()

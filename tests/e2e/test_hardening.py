@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import Node
 from e2ehelpers import ROOT, Kubectl, client, fetch, wait_ready, wait_until
-from test_network_policy import RESTRICTED_POD, _connects, _probe_image
+from test_network_policy import RESTRICTED_POD, Connected, _connects, _probe_image
 
 
 async def _session(url: str) -> tuple[str, str]:
@@ -101,11 +101,14 @@ def probes(kubectl: Kubectl, node: Node, dev_env: dict[str, str]) -> Iterator[di
     """Probe pods: one in another namespace; in the environment's namespace, a plain one
     and one labelled as an agent."""
     image = _probe_image(kubectl, node)
-    other = f"hard-outsider-{uuid.uuid4().hex[:6]}"
+    # Names of their own: a probe of the test before may still be terminating, and
+    # applying over it would hand this test a pod that is about to go.
+    suffix = uuid.uuid4().hex[:6]
+    other = f"hard-outsider-{suffix}"
     ns = dev_env["namespace"]
     kubectl("create", "namespace", other)
-    pods = {"outsider": (other, "probe"), "plain": (ns, "hard-plain"),
-            "agent": (ns, "hard-agent")}
+    pods = {"outsider": (other, "probe"), "plain": (ns, f"hard-plain-{suffix}"),
+            "agent": (ns, f"hard-agent-{suffix}")}
     try:
         for role, (namespace, name) in pods.items():
             manifest = RESTRICTED_POD % {"name": name, "namespace": namespace, "image": image}
@@ -123,7 +126,7 @@ def probes(kubectl: Kubectl, node: Node, dev_env: dict[str, str]) -> Iterator[di
         kubectl("delete", "namespace", other, "--wait=false", check=False)
 
 
-def _from(kubectl: Kubectl, probe: str, target: str) -> bool:
+def _from(kubectl: Kubectl, probe: str, target: str) -> Connected:
     namespace, pod = probe.split("/")
     return _connects(kubectl, namespace, pod, target)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 from conftest import Node
@@ -59,11 +60,24 @@ def outsider(kubectl: Kubectl, node: Node, unique: Callable[[str], str],
         kubectl("delete", "namespace", other, "--wait=false", check=False)
 
 
-def _connects(kubectl: Kubectl, namespace: str, pod: str, target: str) -> bool:
-    """A TCP connection from the pod to host/port within 3 s."""
+def _connects(kubectl: Kubectl, namespace: str, pod: str, target: str) -> Connected:
+    """A TCP connection from the pod to host/port within 3 s (falsy when refused, timed
+    out or the exec itself failed; its words say which)."""
     res = kubectl("exec", "-n", namespace, pod, "--", "timeout", "3", "bash", "-c",
                   f"echo > /dev/tcp/{target}", check=False)
-    return res.returncode == 0
+    return Connected(res.returncode == 0, res.returncode, res.stderr.strip()[-300:])
+
+
+@dataclass(frozen=True)
+class Connected:
+    """Whether a probe connected, and what the exec said when it did not."""
+
+    ok: bool
+    exit_code: int
+    said: str
+
+    def __bool__(self) -> bool:
+        return self.ok
 
 
 def test_other_namespaces_cannot_reach_the_environment(
