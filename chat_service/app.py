@@ -29,7 +29,6 @@ from chat_service.metrics import Metrics
 from chat_service.middlewares import (
     make_error_middleware,
     make_observing_middleware,
-    make_tracing_middleware,
 )
 from chat_service.passwords import PasswordHasher
 from chat_service.redis_store import RedisStore, create_client
@@ -60,8 +59,7 @@ def create_app(config: Config) -> web.Application:
     """The chat service as an aiohttp application (not started)."""
     app = web.Application(
         middlewares=[listening.make_head_middleware(), make_activity_middleware(),
-                     make_tracing_middleware(), make_observing_middleware(),
-                     make_error_middleware()],
+                     make_observing_middleware(), make_error_middleware()],
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import values as prometheus_values
@@ -47,6 +48,9 @@ class Metrics:
             "chat_http_request_duration_seconds", "HTTP request latency by route template.",
             ["route", "method"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        # A request's two series, looked up once per (route, method, status): every
+        # request records them, and prometheus_client's labels() is not free.
+        self._per_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.db_pool_size = Gauge(
             "chat_db_pool_size", "PostgreSQL connections held by the pool.",
             registry=self.registry, **live)  # type: ignore[arg-type]
@@ -74,6 +78,17 @@ class Metrics:
         self.limited = Counter(
             "chat_limited_requests", "Requests refused by a limit (rate, quota, streams), "
             "by the limit.", ["limit"], registry=self.registry)
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request by route template, method and status, and its latency."""
+        key = (route, method, status)
+        series = self._per_request.get(key)
+        if series is None:
+            series = (self.requests.labels(route, method, str(status)),
+                      self.latency.labels(route, method))
+            self._per_request[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     @property
     def multiprocess(self) -> bool:

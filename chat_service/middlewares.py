@@ -1,8 +1,8 @@
 """Request middlewares: a server span, metrics and one log line, and the JSON error shape.
 
-Order (outermost first): tracing -> observing -> errors, so the span, the metrics
-and the log line all see the final status of the response the errors middleware
-built. No bodies or Authorization headers are ever logged.
+Order (outermost first): observing (span, metrics, log line) -> errors, so the span,
+the metrics and the log line all see the final status of the response the errors
+middleware built. No bodies or Authorization headers are ever logged.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ errors_log = logging.getLogger("chat_service.errors")
 
 # Probes and scrapes are frequent and boring: logged at DEBUG only.
 _QUIET_ROUTES = frozenset({"/health/livez", "/health/readyz", "/metrics"})
+_TRACEPARENT = "traceparent"
 
 
 def route_template(request: web.Request) -> str:
@@ -32,50 +33,41 @@ def route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def make_tracing_middleware() -> Middleware:
-    """A server span per request, continuing the caller's W3C `traceparent`."""
-    propagator = TraceContextTextMapPropagator()
-
-    @web.middleware
-    async def tracing(request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = route_template(request)
-        parent = propagator.extract(dict(request.headers))
-        with request.app[TRACER].start_as_current_span(
-            f"{request.method} {route}", context=parent, kind=SpanKind.SERVER,
-            attributes={"http.request.method": request.method, "http.route": route,
-                        "url.path": request.path, "url.scheme": request.scheme},
-        ) as span:
-            response = await handler(request)
-            span.set_attribute("http.response.status_code", response.status)
-            if response.status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-            return response
-
-    return tracing
-
-
 def make_observing_middleware() -> Middleware:
-    """Request count and latency by route and status, and one log line per request."""
+    """A server span per request (continuing the caller's W3C `traceparent`), request
+    count and latency by route and status, and one log line per request. One middleware
+    for the three: each layer costs every request a coroutine."""
+    propagator = TraceContextTextMapPropagator()
 
     @web.middleware
     async def observing(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         route = route_template(request)
+        method = request.method
+        headers = request.headers
+        parent = propagator.extract(headers) if _TRACEPARENT in headers else None
         status = 499  # stays so only if the client went away mid-request
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        finally:
-            elapsed = time.perf_counter() - started
-            metrics = request.app[METRICS]
-            metrics.requests.labels(route, request.method, str(status)).inc()
-            metrics.latency.labels(route, request.method).observe(elapsed)
-            log.log(logging.DEBUG if route in _QUIET_ROUTES else logging.INFO,
-                    "%s %s %s", request.method, request.path, status,
-                    extra={"method": request.method, "route": route, "path": request.path,
-                           "status": status, "duration_ms": round(elapsed * 1000, 2),
-                           "remote": request.remote})
+        with request.app[TRACER].start_as_current_span(
+            f"{method} {route}", context=parent, kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "http.route": route,
+                        "url.path": request.path, "url.scheme": request.scheme},
+        ) as span:
+            try:
+                response = await handler(request)
+                status = response.status
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                return response
+            finally:
+                elapsed = time.perf_counter() - started
+                request.app[METRICS].request_done(route, method, status, elapsed)
+                level = logging.DEBUG if route in _QUIET_ROUTES else logging.INFO
+                if log.isEnabledFor(level):
+                    log.log(level, "%s %s %s", method, request.path, status,
+                            extra={"method": method, "route": route, "path": request.path,
+                                   "status": status, "duration_ms": round(elapsed * 1000, 2),
+                                   "remote": request.remote})
 
     return observing
 
