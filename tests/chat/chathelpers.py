@@ -12,11 +12,13 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,8 +45,48 @@ def run_cli(env: dict[str, str], *args: str, stdin: str | None = None,
     """`python -m chat_service ARGS` with exactly `env` (plus PATH) as its environment."""
     return subprocess.run(
         [sys.executable, "-m", "chat_service", *args], cwd=ROOT, input=stdin,
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env},
-        capture_output=True, text=True, timeout=timeout)
+        env=_cli_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`run_cli`, started and not waited for (stdout and stderr piped)."""
+    return subprocess.Popen([sys.executable, "-m", "chat_service", *args], cwd=ROOT,
+                            env=_cli_env(env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _cli_env(env: dict[str, str]) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
+
+
+@contextlib.contextmanager
+def relaying(port: int, target: int) -> Iterator[None]:
+    """A server "starting" late: from now until the block ends, connections to
+    127.0.0.1:`port` are relayed to 127.0.0.1:`target` (before, nothing listens there)."""
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def relay(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed: the block ended
+                return
+            server = socket.create_connection(("127.0.0.1", target))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=relay, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield
+    finally:
+        listener.close()
 
 
 def create_database(server: PostgresServer, label: str) -> dict[str, str]:

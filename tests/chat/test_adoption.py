@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
-from chathelpers import ROOT, create_database, migrated_database, run_cli, running_service
+from chathelpers import (
+    create_database,
+    migrated_database,
+    run_cli,
+    running_service,
+    start_cli,
+)
 from servers import PostgresServer, RedisServer
 from test_legacy import bcrypt_hash, legacy_token
 
@@ -306,9 +309,7 @@ def test_foreign_tables_refused(postgres_server: PostgresServer, label: str, ddl
 
 def test_adoption_by_concurrent_migrators(postgres_server: PostgresServer) -> None:
     env = build_original(postgres_server, "parallel", "identity")
-    procs = [subprocess.Popen([sys.executable, "-m", "chat_service", "migrate"], cwd=ROOT,
-                              env={"PATH": os.environ["PATH"], **env}, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [start_cli(env, "migrate") for _ in range(3)]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     assert len([out for out, _ in outputs if "adopted" in out]) == 1, outputs

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-import sys
+import time
 
-from chathelpers import ROOT, create_database, run_cli
-from servers import PostgresServer
+from chathelpers import create_database, relaying, run_cli, start_cli
+from servers import PostgresServer, free_port
 
 from chat_service.migrating import available
 
@@ -37,9 +34,7 @@ def test_migrate_twice_is_idempotent(postgres_server: PostgresServer) -> None:
 
 def test_concurrent_migrators(postgres_server: PostgresServer) -> None:
     env = create_database(postgres_server, "parallel")
-    procs = [subprocess.Popen([sys.executable, "-m", "chat_service", "migrate"], cwd=ROOT,
-                              env={"PATH": os.environ["PATH"], **env}, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [start_cli(env, "migrate") for _ in range(4)]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
     applied = [out for out, _ in outputs if "0001_initial" in out]
@@ -95,45 +90,14 @@ def test_unreachable_database_exits_quickly(postgres_server: PostgresServer) -> 
 def test_migrate_waits_for_a_database_that_is_still_starting(
         postgres_server: PostgresServer) -> None:
     """An init container starts beside PostgreSQL: migrate waits until it answers."""
-    import socket
-    import threading
-    import time
-
-    from servers import free_port
-
     env = create_database(postgres_server, "late")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "chat_service", "migrate"], cwd=ROOT,
-                            env={"PATH": os.environ["PATH"], **env, "POSTGRES_PORT": str(port),
-                                 "POSTGRES_STARTUP_TIMEOUT_SECONDS": "60"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli({**env, "POSTGRES_PORT": str(port),
+                      "POSTGRES_STARTUP_TIMEOUT_SECONDS": "60"}, "migrate")
     time.sleep(2)
     assert proc.poll() is None, proc.communicate()
     # The database "starts": a relay on the port it was told, to the real server.
-    listener = socket.create_server(("127.0.0.1", port))
-
-    def relay(a: socket.socket, b: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := a.recv(65536):
-                b.sendall(data)
-        with contextlib.suppress(OSError):
-            b.shutdown(socket.SHUT_WR)
-
-    def accept() -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", int(postgres_server.env[
-                "POSTGRES_PORT"])))
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=relay, args=(a, b), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
+    with relaying(port, int(postgres_server.env["POSTGRES_PORT"])):
         out, err = proc.communicate(timeout=60)
-    finally:
-        listener.close()
     assert proc.returncode == 0, err
     assert "0001_initial" in out

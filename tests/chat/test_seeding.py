@@ -4,20 +4,19 @@ once, whole or not at all."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg2
 import pytest
-from chathelpers import FAST_HASHING, ROOT, create_database, run_cli, running_service
-from servers import PostgresServer
+from chathelpers import (
+    FAST_HASHING,
+    create_database,
+    relaying,
+    run_cli,
+    running_service,
+    start_cli,
+)
+from servers import PostgresServer, free_port
 
 from chat_service.config import Config
 from chat_service.seeding import fixture_names, read_fixture, unreachable
@@ -93,10 +92,8 @@ async def test_loaded_users_log_in_and_their_messages_list_in_order(
 
 def test_concurrent_loaders_load_once(empty_db: dict[str, str],
                                       postgres_server: PostgresServer) -> None:
-    env = {"PATH": os.environ["PATH"], **empty_db, "DATA_PASSWORD": PASSWORD}
-    procs = [subprocess.Popen([sys.executable, "-m", "chat_service", "migrate", "--fixtures",
-                               "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    env = {**empty_db, "DATA_PASSWORD": PASSWORD}
+    procs = [start_cli(env, "migrate", "--fixtures", "demo") for _ in range(3)]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     assert sum("loaded fixtures demo" in out and "already" not in out
@@ -233,17 +230,12 @@ def test_a_source_reached_late_is_waited_for(
         source: dict[str, str], empty_db: dict[str, str]) -> None:
     # A new pod's address is admitted by the network policy a moment after it starts:
     # until then the source refuses it. Here nothing listens on the port for 3 s.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = _snapshot_env(empty_db, source, SNAPSHOT_HOST="127.0.0.1", SNAPSHOT_PORT=str(port),
                         POSTGRES_STARTUP_TIMEOUT_SECONDS="30")
-    restoring = subprocess.Popen(
-        [sys.executable, "-m", "chat_service", "restore-snapshot"], cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    restoring = start_cli(env, "restore-snapshot")
     time.sleep(3)
-    with _forwarding(port, source["POSTGRES_HOST"], int(source["POSTGRES_PORT"])):
+    with relaying(port, int(source["POSTGRES_PORT"])):
         out, err = restoring.communicate(timeout=60)
     assert restoring.returncode == 0, err
     assert "Connection refused; Is the server running" in out  # logged (JSON lines on stdout)
@@ -253,9 +245,7 @@ def test_a_source_reached_late_is_waited_for(
 
 def test_an_unreachable_source_fails_once_its_patience_is_spent(
         source: dict[str, str], empty_db: dict[str, str]) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     started = time.monotonic()
     failed = run_cli(_snapshot_env(empty_db, source, SNAPSHOT_HOST="127.0.0.1",
                                    SNAPSHOT_PORT=str(port),
@@ -277,37 +267,3 @@ def test_an_unreachable_source_fails_once_its_patience_is_spent(
 ])
 def test_only_an_unreached_server_is_asked_again(message: str, retried: bool) -> None:
     assert unreachable(message) is retried
-
-
-@contextmanager
-def _forwarding(port: int, host: str, target: int) -> Iterator[None]:
-    """A TCP listener on `port` that forwards each connection to host:target."""
-    listener = socket.create_server(("127.0.0.1", port))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def pipe(a: socket.socket, b: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := a.recv(65536):
-                b.sendall(data)
-        with contextlib.suppress(OSError):
-            b.shutdown(socket.SHUT_WR)
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            upstream = socket.create_connection((host, target))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +12,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-from chathelpers import ROOT, create_database, run_cli, running_service
+from chathelpers import create_database, run_cli, running_service, start_cli
 from servers import PostgresServer
 
 from chat_service.config import Config
@@ -62,9 +60,7 @@ async def test_statement_over_the_timeout_is_a_json_503(
 
 
 def _migrate(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "chat_service", "migrate"], cwd=ROOT,
-                            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_cli(env, "migrate")
 
 
 def test_migrate_waits_for_the_lock_past_the_statement_timeout(
