@@ -162,6 +162,18 @@ def parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def read_time(value: Any) -> datetime | None:
+    """``parse_time`` of whatever a user or another program left in an annotation or a
+    status: None for anything that is not an RFC 3339 time (never raises). The time may
+    lack a zone; the caller decides what that means."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
 def now_rfc3339(now: datetime | None = None) -> str:
     return format_time(now or datetime.now(UTC))
 

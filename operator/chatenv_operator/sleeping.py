@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .conditions import Type, get_condition
+from .conditions import Type, get_condition, read_time
 from .constants import ANNOTATION_TOUCHED_AT, ANNOTATION_WAKE_REQUESTED
 
 SKEW = 60.0
@@ -112,14 +112,9 @@ def decide(c: Clocks, now: datetime, ask: Callable[[], datetime | None]) -> Verd
 
 
 def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time (``...Z``), or None for anything else."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+    """An RFC 3339 time with its zone (``...Z``), or None for anything else."""
+    parsed = read_time(value)
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
 
 
 def clocks(body: Mapping[str, Any], *, idle: int | None, suspended: bool) -> Clocks:

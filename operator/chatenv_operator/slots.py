@@ -24,6 +24,7 @@ from .conditions import (
     get_condition,
     meaning,
     parse_time,
+    read_time,
     replace_map,
     set_condition,
 )
@@ -64,13 +65,8 @@ def invalid(devslot: Mapping[str, Any], config: ProjectConfig) -> str | None:
 
 
 def _time(text: Any) -> datetime | None:
-    """An RFC 3339 time, or None for anything else (never raises)."""
-    if not isinstance(text, str):
-        return None
-    try:
-        when = parse_time(text)
-    except ValueError:
-        return None
+    """An RFC 3339 time (UTC when it names no zone), or None for anything else."""
+    when = read_time(text)
     return when if when is None or when.tzinfo else when.replace(tzinfo=UTC)
 
 
