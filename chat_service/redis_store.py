@@ -1,10 +1,16 @@
 """The Redis layer: sessions, rate-limit counters, event publishing, with a span per call.
 
-Redis outages surface as `RedisUnavailable` (a 503). redis-py reconnects by itself
-on the next command once Redis is back. Session tokens are stored only as their
-SHA-256 digest, so a copy of Redis holds no usable credential. Sessions the original
-backend made (`session:<64 hex>` -> user id, the raw token in the key) are read until
-first use, when `upgrade_legacy_session` moves them to this format. This module does I/O.
+Redis outages surface as `RedisUnavailable` (a 503), and so does a call that takes
+longer than REDIS_TIMEOUT_SECONDS (one deadline per call, however many commands it
+sends). redis-py reconnects by itself on the next command once Redis is back. What
+many concurrent requests ask for (session look-ups, rate-limit counts, new messages'
+events) goes to Redis as one script call each: one command to encode and one reply
+to parse, where a pipeline costs redis-py a command and a reply per item.
+
+Session tokens are stored only as their SHA-256 digest, so a copy of Redis holds no
+usable credential. Sessions the original backend made (`session:<64 hex>` -> user id,
+the raw token in the key) are read until first use, when `upgrade_legacy_session`
+moves them to this format. This module does I/O.
 
 Keys (every one has an expiry, so Redis can evict under `volatile-*` policies; sessions
 carry the longest):
@@ -21,6 +27,7 @@ carry the longest):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -70,6 +77,29 @@ if excess > 0 then
 end
 return ended
 """
+# Reads sessions and renews their idle expiry. KEYS: session keys; ARGV: the idle TTL.
+# Returns each value, or nil (a Lua false) for a missing one.
+_GETEX_ALL = """
+local found = {}
+for i, key in ipairs(KEYS) do found[i] = redis.call('GETEX', key, 'EX', ARGV[1]) end
+return found
+"""
+# Counts one attempt per key, each in a fixed window from its first attempt. KEYS:
+# counters (repeats count twice); ARGV: their windows. Returns count, seconds left, ...
+_HIT_ALL = """
+local counted = {}
+for i, key in ipairs(KEYS) do
+  counted[2 * i - 1] = redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[i], 'NX')
+  counted[2 * i] = redis.call('TTL', key)
+end
+return counted
+"""
+# Publishes messages in order. ARGV: the channel, then the messages.
+_PUBLISH_ALL = """
+for i = 2, #ARGV do redis.call('PUBLISH', ARGV[1], ARGV[i]) end
+return #ARGV - 1
+"""
 # The original backend's sessions: `session:<token>` -> the user id as text, where the
 # token is 32 random bytes in lower-case hex.
 LEGACY_SESSION_PREFIX = "session:"
@@ -82,16 +112,17 @@ _UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
 
 
 def create_client(config: Config, *, for_pubsub: bool = False) -> aioredis.Redis:
-    """A Redis client with short timeouts, so an outage turns into a 503 quickly.
+    """A Redis client with a short connect timeout, so an outage turns into a 503 quickly.
 
-    The pub/sub client has no read timeout (it waits for messages) and relies on
-    keepalive pings instead.
+    Neither client has a socket timeout: the pub/sub client waits for messages (and
+    relies on keepalive pings), and `RedisStore` gives each call one deadline rather
+    than redis-py one per command sent and per reply read.
     """
     return aioredis.Redis(
         host=config.redis_host, port=config.redis_port, db=config.redis_db,
         password=config.redis_password or None,
         socket_connect_timeout=config.redis_timeout,
-        socket_timeout=None if for_pubsub else config.redis_timeout,
+        socket_timeout=None,
         socket_keepalive=True,
         # One quick retry covers a connection that died while idle in the pool.
         retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
@@ -111,10 +142,14 @@ class RedisStore:
     def __init__(self, client: aioredis.Redis, tracer: Tracer, config: Config) -> None:
         self.client = client
         self._tracer = tracer
+        self._timeout = config.redis_timeout
         self._session_ttl = config.session_ttl
         self._session_lifetime = config.session_max_lifetime
         self._sessions_per_user = config.session_max_per_user
         self._create_session = client.register_script(_CREATE_SESSION)
+        self._getex_script = client.register_script(_GETEX_ALL)
+        self._hit_script = client.register_script(_HIT_ALL)
+        self._publish_script = client.register_script(_PUBLISH_ALL)
         self._channel = config.events_channel
         self._session_reads: Coalescer[str, Any] = Coalescer(self._getex_all, limit=256)
         self._hits: Coalescer[tuple[str, int], tuple[int, int]] = Coalescer(
@@ -127,7 +162,8 @@ class RedisStore:
             attributes={"db.system": "redis", "db.operation": operation},
         ) as span:
             try:
-                yield
+                async with asyncio.timeout(self._timeout):
+                    yield
             except _UNAVAILABLE as e:
                 span.set_status(Status(StatusCode.ERROR, type(e).__name__))
                 raise RedisUnavailable() from None
@@ -160,7 +196,7 @@ class RedisStore:
         """The session of `token`, renewing its idle timeout; None if unknown or expired.
 
         Look-ups that arrive while one is under way go together in the next round trip
-        (one pipeline), so many concurrent requests cost a few round trips, not one each.
+        (one script call), so many concurrent requests cost a few round trips, not one each.
         """
         if not token or len(token) > _TOKEN_MAX:
             return None
@@ -190,10 +226,7 @@ class RedisStore:
 
     async def _getex_all(self, keys: list[str]) -> list[Any]:
         async with self._call("GETEX"):
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.getex(key, ex=self._session_ttl)
-            return list(await pipe.execute())
+            return list(await self._getex_script(keys=keys, args=[self._session_ttl]))
 
     async def legacy_session_user(self, token: str) -> int | None:
         """The user id of an original-format session `token`, if one is stored.
@@ -265,16 +298,12 @@ class RedisStore:
 
     async def _hit_all(self, items: list[tuple[str, int]]) -> list[tuple[int, int]]:
         async with self._call("INCR"):
-            pipe = self.client.pipeline(transaction=True)
-            for key, window in items:
-                pipe.incr(key)
-                pipe.expire(key, window, nx=True)
-                pipe.ttl(key)
-            results = await pipe.execute()
+            results = await self._hit_script(keys=[key for key, _ in items],
+                                             args=[window for _, window in items])
         counted = []
         for index, (_, window) in enumerate(items):
-            count, _, ttl = results[3 * index:3 * index + 3]
-            counted.append((int(count), int(ttl) if int(ttl) > 0 else window))
+            count, ttl = int(results[2 * index]), int(results[2 * index + 1])
+            counted.append((count, ttl if ttl > 0 else window))
         return counted
 
     async def wait_left(self, bucket: str) -> int:
@@ -319,10 +348,8 @@ class RedisStore:
     async def publish_all(self, events: list[dict[str, Any]]) -> None:
         """Send several events, in order, in one round trip."""
         async with self._call("PUBLISH"):
-            pipe = self.client.pipeline(transaction=False)
-            for event in events:
-                pipe.publish(self._channel, json.dumps(event))
-            await pipe.execute()
+            await self._publish_script(
+                args=[self._channel, *(json.dumps(event) for event in events)])
 
 
 def is_legacy_token(token: str) -> bool:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -255,3 +257,26 @@ async def test_a_replay_ends_cleanly_when_postgresql_goes(
     assert 0 < sent < 1000
     assert any("ending a resuming stream" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_redis_that_stops_answering(own_config: Config,
+                                            own_servers: tuple[PostgresServer, RedisServer]) -> None:
+    """A Redis that keeps its connections but never answers (stopped, or behind a dead
+    link): each call gives up after REDIS_TIMEOUT_SECONDS with a 503, and the service
+    answers again as soon as Redis does."""
+    _, rd = own_servers
+    async with running_service(own_config) as svc:
+        token = (await svc.register("patient"))["token"]
+        assert (await svc.post(token, "before")).status == 201
+        assert rd.pid is not None
+        os.kill(rd.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            reply = await svc.post(token, "while stopped")
+            waited = time.monotonic() - started
+        finally:
+            os.kill(rd.pid, signal.SIGCONT)
+        assert reply.status == 503, reply.body
+        assert reply.body["code"] == "unavailable"
+        assert own_config.redis_timeout - 0.1 <= waited < own_config.redis_timeout + 1.5, waited
+        assert (await svc.post(token, "after")).status == 201
