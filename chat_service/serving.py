@@ -33,7 +33,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import multiprocess
 
-from chat_service import listening
+from chat_service import listening, loops
 from chat_service.app import create_app
 from chat_service.config import Config
 from chat_service.metrics import use_multiprocess_files
@@ -83,8 +83,13 @@ def serve(config: Config, workers: int, guard: Guard) -> int:
     gives their exit code, in this process or in each worker.
     """
     if workers <= 1:
-        return guard(config, lambda: asyncio.run(_serve(config, reuse_port=False)))
+        return guard(config, lambda: _run(config, reuse_port=False))
     return _Supervisor(config, workers, guard).run()
+
+
+def _run(config: Config, *, reuse_port: bool) -> None:
+    with asyncio.Runner(loop_factory=loops.new_loop) as runner:
+        runner.run(_serve(config, reuse_port=reuse_port))
 
 
 async def _serve(config: Config, *, reuse_port: bool) -> None:
@@ -193,7 +198,7 @@ def _worker(config: Config, guard: Guard) -> int:
     assert config.metrics_dir is not None
     use_multiprocess_files(config.metrics_dir)
     try:
-        return guard(config, lambda: asyncio.run(_serve(config, reuse_port=True)))
+        return guard(config, lambda: _run(config, reuse_port=True))
     except BaseException:
         log.exception("worker failed")
         return 1

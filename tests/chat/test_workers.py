@@ -11,8 +11,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from chathelpers import ServerProcess, create_database, run_cli
-from servers import PostgresServer
+from chathelpers import ServerProcess, create_database, relaying, run_cli
+from servers import PostgresServer, free_port
 
 from chat_service.serving import workers_default
 
@@ -98,3 +98,25 @@ def test_workers_option_checked() -> None:
     result = run_cli({}, "serve", "--workers", "0")
     assert result.returncode == 2
     assert "--workers: must be an integer 1-64" in result.stderr
+
+
+def test_serve_waits_for_a_database_that_is_still_starting(
+        chat_env: dict[str, str], tmp_path: Path) -> None:
+    """The server's event loop survives failed connection attempts: each one closes a
+    socket the loop was watching, and the next attempt reuses its descriptor number
+    (uvloop kept a closed handle for it, and the retry died; see chat_service.loops)."""
+    port = free_port()
+    server = ServerProcess({**chat_env, "POSTGRES_PORT": str(port), "HTTP_WORKERS": "1",
+                            "POSTGRES_STARTUP_TIMEOUT_SECONDS": "60"},
+                           tmp_path / "late.log")
+    try:
+        time.sleep(3)  # several refused attempts
+        assert server.proc.poll() is None, server.output()
+        # The database "starts": a relay on the port it was told, to the real server.
+        with relaying(port, int(chat_env["POSTGRES_PORT"])):
+            server.wait_ready()
+            assert _get(server.url + "/health/readyz")[0] == 200
+            assert _get(server.url + "/api/messages") == (200, "[]")
+        assert server.output().count("not reachable yet") >= 3
+    finally:
+        server.stop()
