@@ -29,7 +29,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from chat_service import queries
 from chat_service.database import Database
@@ -86,16 +85,12 @@ class ActivityRecorder:
 ACTIVITY = web.AppKey("activity", ActivityRecorder)
 
 
-def make_activity_middleware() -> Middleware:
-    """Notes every request except probes and scrapes as activity."""
-
-    @web.middleware
-    async def activity(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(_NOT_ACTIVITY) and ACTIVITY in request.app:
-            request.app[ACTIVITY].note()
-        return await handler(request)
-
-    return activity
+def note_request(request: web.Request) -> None:
+    """Note a request as activity, unless it is a probe or a scrape (called by the
+    request middleware)."""
+    recorder = request.app.get(ACTIVITY)
+    if recorder is not None and not request.path.startswith(_NOT_ACTIVITY):
+        recorder.note()
 
 
 async def activity_context(app: web.Application) -> AsyncIterator[None]:

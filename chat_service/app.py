@@ -20,16 +20,13 @@ import psycopg2.extensions
 from aiohttp import web
 
 from chat_service import listening, migrating
-from chat_service.activity import activity_context, make_activity_middleware
+from chat_service.activity import activity_context
 from chat_service.cache import LatestMessages
 from chat_service.config import Config
 from chat_service.database import Database, connect_patiently
 from chat_service.events import EventHub
 from chat_service.metrics import Metrics
-from chat_service.middlewares import (
-    make_error_middleware,
-    make_observing_middleware,
-)
+from chat_service.middlewares import make_request_middleware
 from chat_service.passwords import PasswordHasher
 from chat_service.redis_store import RedisStore, create_client
 from chat_service.replaying import Replayer
@@ -44,10 +41,9 @@ from chat_service.state import (
     REDIS,
     REPLAYER,
     TRACER,
-    TRACER_PROVIDER,
     WRITER,
 )
-from chat_service.telemetry import create_tracer_provider
+from chat_service.telemetry import create_tracer
 from chat_service.writing import MessageWriter
 
 log = logging.getLogger(__name__)
@@ -58,8 +54,7 @@ METRICS_REFRESH_SECONDS = 2.0
 def create_app(config: Config) -> web.Application:
     """The chat service as an aiohttp application (not started)."""
     app = web.Application(
-        middlewares=[listening.make_head_middleware(), make_activity_middleware(),
-                     make_observing_middleware(), make_error_middleware()],
+        middlewares=[make_request_middleware()],
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
@@ -114,12 +109,12 @@ async def _loop_errors(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _tracing(app: web.Application) -> AsyncIterator[None]:
-    provider = create_tracer_provider(app[CONFIG])
-    app[TRACER_PROVIDER] = provider
-    app[TRACER] = provider.get_tracer("chat_service")
+    provider, tracer = create_tracer(app[CONFIG])
+    app[TRACER] = tracer
     yield
-    # Flushes spans still queued for export.
-    await asyncio.to_thread(provider.shutdown)
+    if provider is not None:
+        # Flushes spans still queued for export.
+        await asyncio.to_thread(provider.shutdown)
 
 
 async def _password_hasher(app: web.Application) -> AsyncIterator[None]:

@@ -11,8 +11,9 @@ as long as it likes. `GuardedRunner` serves an application with connections that
 - linger at most LINGER_SECONDS reading a body the handler did not want.
 
 (The body's own deadline, HTTP_BODY_TIMEOUT_SECONDS, is `inputs.json_object`'s.)
-`make_head_middleware` tells the connection when a request has started and ended,
-so the head timer runs only between requests. `hide_server_version` replaces
+The service's request middleware (or `make_head_middleware`, on the metrics port) tells
+the connection when a request has started and ended, so the head timer runs only between
+requests. `hide_server_version` replaces
 aiohttp's `Server: Python/3.x aiohttp/3.x` with `Server: chat`, on application
 responses and on the HTTP server's own error answers alike.
 
@@ -48,20 +49,26 @@ class GuardedConnection(RequestHandler):
         self._guard_loop = loop
         self._header_timeout = header_timeout
         self._on_slow_client = on_slow_client
+        # When the pending request head's first byte arrived (None: no head pending).
+        self._head_since: float | None = None
+        # Checks the pending head; rescheduled while heads keep arriving, so a busy
+        # connection costs a timer every HTTP_HEADER_TIMEOUT_SECONDS, not one per request.
         self._head_timer: asyncio.TimerHandle | None = None
         self._in_request = False
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser; bytes arriving between requests start the head's clock."""
         super().data_received(data)
-        if not self._in_request and self._head_timer is None:
-            self._head_timer = self._guard_loop.call_later(self._header_timeout,
-                                                           self._head_too_slow)
+        if not self._in_request and self._head_since is None:
+            self._head_since = self._guard_loop.time()
+            if self._head_timer is None:
+                self._head_timer = self._guard_loop.call_later(self._header_timeout,
+                                                               self._check_head)
 
     def request_started(self) -> None:
         """A whole head arrived and its handler runs: the clock stops."""
         self._in_request = True
-        self._stop_clock()
+        self._head_since = None
 
     def request_finished(self) -> None:
         """The handler is done; the next request's first byte starts the clock again."""
@@ -69,7 +76,9 @@ class GuardedConnection(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """The connection is gone: so is its clock."""
-        self._stop_clock()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)
 
     def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
@@ -79,14 +88,13 @@ class GuardedConnection(RequestHandler):
         response.headers[hdrs.SERVER] = SERVER
         return response
 
-    def _stop_clock(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_too_slow(self) -> None:
+    def _check_head(self) -> None:
         self._head_timer = None
-        if self._in_request:
+        if self._head_since is None or self._in_request:
+            return  # no head pending: the next one starts a timer again
+        left = self._head_since + self._header_timeout - self._guard_loop.time()
+        if left > 0:  # a later head than the one that set this timer
+            self._head_timer = self._guard_loop.call_later(left, self._check_head)
             return
         log.debug("closing a connection whose request head took over %g s",
                   self._header_timeout)

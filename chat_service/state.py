@@ -6,7 +6,6 @@ Declarations only; the values are created by `chat_service.app`'s cleanup contex
 from __future__ import annotations
 
 from aiohttp import web
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
 from chat_service.cache import LatestMessages
@@ -21,7 +20,6 @@ from chat_service.writing import MessageWriter
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
-TRACER_PROVIDER = web.AppKey("tracer_provider", TracerProvider)
 TRACER = web.AppKey("tracer", Tracer)
 DB = web.AppKey("db", Database)
 REDIS = web.AppKey("redis", RedisStore)
