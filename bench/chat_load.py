@@ -7,12 +7,18 @@
     # Self-contained: starts PostgreSQL, Redis and `python -m chat_service serve` itself:
     .venv/bin/python bench/chat_load.py [--workers 2]
 
+    # With each server's CPU per request (its process and children, from /proc):
+    ... --target ours=URL --pid ours=PID --target original=URL --pid original=PID
+
 Each target gets its own users (registered, then logged in, through the API) and at least
 100 messages (posted through the API), then each scenario runs with wrk for --duration
 seconds at each --connections count, the targets taking turns, so that whatever else the
 machine is doing weighs on all of them alike. Printed per run: the load average just before,
-requests/s, p50/p99 latency, errors (socket errors and non-2xx/3xx answers), and the ratio
-to the baseline target's requests/s. Scenarios:
+requests/s, p50/p99 latency, errors (socket errors and non-2xx/3xx answers), the ratio
+to the baseline target's requests/s, and, for targets with a --pid, the CPU time the server's
+processes spent per request (user + system; PostgreSQL's and Redis' own time not included).
+On a machine the benchmark saturates, requests/s moves with whatever else runs; CPU per
+request barely does. Scenarios:
 
 - page: `GET /api/messages` (a page of 50 messages)
 - poll: `GET /api/messages?after_id=<newest>` (the empty poll every open client makes)
@@ -67,6 +73,7 @@ end
 class Target:
     name: str
     url: str
+    pid: int | None = None
     tokens: list[str] = field(default_factory=list)
     newest: int = 0
     etag: str | None = None
@@ -84,6 +91,7 @@ class Run:
     p99_ms: float
     errors: int
     requests: int
+    cpu_us: float | None = None
 
 
 async def prepare(target: Target, users: int) -> None:
@@ -142,6 +150,19 @@ def wrk(url: str, script: Path, connections: int, duration: float, threads: int)
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (Linux /proc)."""
+    pids = {pid}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids.update(int(c) for c in (task / "children").read_text().split())
+    total = 0
+    for one in pids:
+        with contextlib.suppress(OSError):  # a child that just ended
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def logins_running(target: Target, concurrency: int) -> Iterator[list[int]]:
     """Logins at `concurrency`, all the time, in a thread, until the block ends."""
@@ -189,6 +210,7 @@ def measure(target: Target, scenario: str, connections: int, args: argparse.Name
     else:
         wrk_script(script)
     load = os.getloadavg()[0]
+    cpu_before = None if target.pid is None else cpu_seconds(target.pid)
     if scenario == "page+logins":
         with logins_running(target, args.login_concurrency) as logins:
             result = wrk(url, script, connections, args.duration, args.threads)
@@ -196,11 +218,14 @@ def measure(target: Target, scenario: str, connections: int, args: argparse.Name
             print(f"  ({target.name}: {sum(s != 200 for s in logins)} logins failed)")
     else:
         result = wrk(url, script, connections, args.duration, args.threads)
+    cpu_us = None
+    if target.pid is not None and cpu_before is not None and result["requests"]:
+        cpu_us = (cpu_seconds(target.pid) - cpu_before) * 1e6 / result["requests"]
     errors = sum(result[k] for k in ("connect", "read", "write", "status", "timeout"))
     return Run(scenario, connections, target.name, load,
                rps=result["requests"] / (result["duration_us"] / 1e6),
                p50_ms=result["p50_us"] / 1000, p99_ms=result["p99_us"] / 1000,
-               errors=errors, requests=result["requests"])
+               errors=errors, requests=result["requests"], cpu_us=cpu_us)
 
 
 def report(runs: list[Run], baseline: str | None, as_json: bool) -> None:
@@ -209,17 +234,20 @@ def report(runs: list[Run], baseline: str | None, as_json: bool) -> None:
         return
     base = {(r.scenario, r.connections): r.rps for r in runs if r.target == baseline}
     print(f"{'scenario':<12} {'conns':>5} {'target':<10} {'load':>5} {'req/s':>9} "
-          f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'ratio':>6}")
+          f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'ratio':>6} {'cpu us/req':>10}")
     for r in runs:
         ref = base.get((r.scenario, r.connections))
         ratio = f"{r.rps / ref:.2f}" if ref else "-"
+        cpu = "-" if r.cpu_us is None else f"{r.cpu_us:.0f}"
         print(f"{r.scenario:<12} {r.connections:>5} {r.target:<10} {r.load:>5.2f} "
-              f"{r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} {ratio:>6}")
+              f"{r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} {ratio:>6} "
+              f"{cpu:>10}")
 
 
 @contextlib.contextmanager
-def own_service(workers: int | None) -> Iterator[str]:
-    """PostgreSQL, Redis and the chat service on loopback, stopped afterwards."""
+def own_service(workers: int | None) -> Iterator[tuple[str, int]]:
+    """(URL, pid) of the chat service on loopback, with its own PostgreSQL and Redis,
+    stopped afterwards."""
     sys.path.insert(0, str(ROOT / "hack"))
     from servers import PostgresServer, RedisServer, free_port
 
@@ -252,7 +280,7 @@ def own_service(workers: int | None) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise SystemExit("the service did not become ready") from None
                 time.sleep(0.2)
-        yield url
+        yield url, proc.pid
     finally:
         if proc is not None:
             proc.terminate()
@@ -265,6 +293,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", action="append", default=[], metavar="NAME=URL",
                         help="a running server to measure (repeat to compare; in turns)")
+    parser.add_argument("--pid", action="append", default=[], metavar="NAME=PID",
+                        help="a target's server process, for its CPU per request")
     parser.add_argument("--baseline", help="the target the ratio column divides by")
     parser.add_argument("--workers", type=int, help="own service only: --workers to pass")
     parser.add_argument("--connections", default="32,64", help="comma-separated counts")
@@ -283,10 +313,16 @@ def main() -> int:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
 
     with contextlib.ExitStack() as stack:
+        pids = dict(p.split("=", 1) for p in args.pid)
         if args.target:
             targets = [Target(*t.split("=", 1)) for t in args.target]
+            for target in targets:
+                target.pid = int(pids.pop(target.name)) if target.name in pids else None
+            if pids:
+                raise SystemExit(f"--pid for no --target: {', '.join(sorted(pids))}")
         else:
-            targets = [Target("chat", stack.enter_context(own_service(args.workers)))]
+            url, pid = stack.enter_context(own_service(args.workers))
+            targets = [Target("chat", url, pid=pid)]
         for target in targets:
             target.url = target.url.rstrip("/")
             asyncio.run(prepare(target, args.users))
@@ -300,9 +336,11 @@ def main() -> int:
                     run = measure(target, scenario, connections, args, scratch)
                     if run is not None:
                         runs.append(run)
+                        cpu = "" if run.cpu_us is None else f", {run.cpu_us:.0f} us CPU/req"
                         print(f"  {run.scenario} c={run.connections} {run.target}: "
                               f"{run.rps:.0f} req/s, p99 {run.p99_ms:.1f} ms, "
-                              f"{run.errors} errors (load {run.load:.2f})", file=sys.stderr)
+                              f"{run.errors} errors{cpu} (load {run.load:.2f})",
+                              file=sys.stderr)
     report(runs, args.baseline, args.json)
     return 0
 

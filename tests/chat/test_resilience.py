@@ -259,8 +259,8 @@ async def test_a_replay_ends_cleanly_when_postgresql_goes(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_a_redis_that_stops_answering(own_config: Config,
-                                            own_servers: tuple[PostgresServer, RedisServer]) -> None:
+async def test_a_redis_that_stops_answering(
+        own_config: Config, own_servers: tuple[PostgresServer, RedisServer]) -> None:
     """A Redis that keeps its connections but never answers (stopped, or behind a dead
     link): each call gives up after REDIS_TIMEOUT_SECONDS with a 503, and the service
     answers again as soon as Redis does."""

@@ -28,10 +28,10 @@ def test_without_an_endpoint_nothing_is_recorded_or_exported() -> None:
 
 def test_spans_get_fresh_ids_and_children_keep_the_trace() -> None:
     tracer = IdsOnlyTracer()
-    with tracer.start_as_current_span("server") as outer:
-        with tracer.start_as_current_span("redis GETEX") as inner:
-            assert inner.get_span_context().trace_id == outer.get_span_context().trace_id
-            assert inner.get_span_context().span_id != outer.get_span_context().span_id
+    with tracer.start_as_current_span("server") as outer, \
+            tracer.start_as_current_span("redis GETEX") as inner:
+        assert inner.get_span_context().trace_id == outer.get_span_context().trace_id
+        assert inner.get_span_context().span_id != outer.get_span_context().span_id
     with tracer.start_as_current_span("another request") as other:
         assert other.get_span_context().trace_id != outer.get_span_context().trace_id
     assert all(s.get_span_context().is_valid for s in (outer, inner, other))
