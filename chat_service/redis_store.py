@@ -270,18 +270,20 @@ class RedisStore:
         before the index existed, and the original backend's, are not in it. Rare admin
         work.
         """
-        removed = 0
-        async with self._call("SCAN"):
+        async with self._call("DEL"):
             await self.client.delete(f"{USER_SESSIONS_PREFIX}{user_id}")
-            for prefix in (SESSION_PREFIX, LEGACY_SESSION_PREFIX):
-                batch: list[Any] = []
-                async for key in self.client.scan_iter(match=prefix + "*", count=500):
-                    batch.append(key)
-                    if len(batch) >= 500:
-                        removed += await self._delete_if_user(batch, user_id)
-                        batch = []
-                if batch:
-                    removed += await self._delete_if_user(batch, user_id)
+        removed = 0
+        for prefix in (SESSION_PREFIX, LEGACY_SESSION_PREFIX):
+            cursor = 0
+            while True:
+                # A deadline per page: a Redis with many sessions takes many of them.
+                async with self._call("SCAN"):
+                    cursor, keys = await self.client.scan(cursor, match=prefix + "*",
+                                                          count=500)
+                    if keys:
+                        removed += await self._delete_if_user(keys, user_id)
+                if cursor == 0:
+                    break
         return removed
 
     async def _delete_if_user(self, keys: list[Any], user_id: int) -> int:

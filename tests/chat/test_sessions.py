@@ -12,6 +12,13 @@ from chathelpers import Service, running_service
 from servers import RedisServer
 
 from chat_service.config import Config
+from chat_service.redis_store import (
+    LEGACY_SESSION_PREFIX,
+    SESSION_PREFIX,
+    RedisStore,
+    create_client,
+)
+from chat_service.telemetry import IdsOnlyTracer
 
 PW = "correct horse"
 
@@ -95,3 +102,24 @@ async def test_sessions_stored_before_the_lifetime_get_one(
         assert abs(stored["c"] - time.time()) < 5
     finally:
         await client.aclose()
+
+
+async def test_ending_a_users_sessions_scans_every_page(config: Config) -> None:
+    # The admin's "end every session of this user" reads all session keys, page by page
+    # (each page under its own deadline): here far more than one page of others' sessions,
+    # with the user's own among them, in both formats.
+    store = RedisStore(create_client(config), IdsOnlyTracer(), config)
+    try:
+        others = {f"{SESSION_PREFIX}{n:064x}": json.dumps({"u": 1000 + n, "n": f"u{n}",
+                                                           "c": int(time.time())})
+                  for n in range(2500)}
+        await store.client.mset(others)
+        mine = [await store.create_session(7, "seven") for _ in range(3)]
+        legacy = "ab" * 32
+        await store.client.set(LEGACY_SESSION_PREFIX + legacy, "7")
+        assert await store.delete_user_sessions(7) == 4
+        assert [await store.get_session(t) for t in mine] == [None, None, None]
+        assert await store.legacy_session_user(legacy) is None
+        assert await store.client.exists(*others) == len(others)
+    finally:
+        await store.client.aclose()
