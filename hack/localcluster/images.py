@@ -10,6 +10,10 @@ inputs, so it is rebuilt only when one of them changes.
 
 dockerd runs only while something needs building, with its data in the cache
 (its layer cache survives) and no bridge, iptables rules or forwarding of its own.
+After a build, the older tags of the images it replaced are removed, and the build
+cache beyond BUILD_CACHE_KEEP (least recently used first): every change to the project's
+code makes new chat and operator images, which would otherwise pile up on the disk the
+node's kubelet also watches.
 """
 
 from __future__ import annotations
@@ -387,6 +391,9 @@ def _scratch_context(image: Image, binaries: Binaries) -> Iterator[Path]:
 
 
 BUILT_INDEX = CACHE_ROOT / "images" / "built.txt"  # references dockerd's cache holds
+# Build cache kept after a build (the newest steps: the next build of changed code reuses
+# its dependency layers).
+BUILD_CACHE_KEEP = "4GB"
 
 
 def _built() -> set[str]:
@@ -402,6 +409,27 @@ def _record_built(ref: str) -> None:
     BUILT_INDEX.parent.mkdir(parents=True, exist_ok=True)
     with BUILT_INDEX.open("a") as f:
         f.write(ref + "\n")
+
+
+def superseded(listed: list[str], current: list[str]) -> list[str]:
+    """The references in ``listed`` that are other tags of a repository ``current`` has a
+    tag of: images an earlier build of the same image left."""
+    repositories = {ref.rsplit(":", 1)[0] for ref in current}
+    return [ref for ref in listed
+            if ref not in current and ref.rsplit(":", 1)[0] in repositories]
+
+
+def _prune(docker: Docker, current: list[str]) -> None:
+    listed = docker.docker("image", "ls", "--filter", "reference=local/chatenv-*",
+                           "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    old = superseded(listed, current)
+    if old:
+        docker.docker("rmi", *old, check=False)
+        gone = set(old)
+        BUILT_INDEX.write_text("".join(f"{r}\n" for r in _built() if r not in gone))
+        log(f"removed {len(old)} superseded image(s)")
+    docker.docker("builder", "prune", "--all", "--force", "--keep-storage", BUILD_CACHE_KEEP,
+                  check=False)
 
 
 def ensure_images(binaries: Binaries, names: list[str], *, present: set[str],
@@ -422,6 +450,7 @@ def ensure_images(binaries: Binaries, names: list[str], *, present: set[str],
     # A short path: dockerd's own containerd socket lives under it (108 bytes at most).
     run_dir = Path(tempfile.mkdtemp(prefix="chatenv-docker."))
     with Docker(run_dir) as docker:
+        built_now = False
         for name, ref in refs.items():
             if ref in built:
                 continue
@@ -444,7 +473,10 @@ def ensure_images(binaries: Binaries, names: list[str], *, present: set[str],
                     with _scratch_context(image, binaries) as ctx:
                         docker.build(ref, image.dockerfile, ctx, args)
             _record_built(ref)
+            built_now = True
             log(f"built {ref} in {time.monotonic() - started:.0f} s")
+        if built_now:
+            _prune(docker, list(refs.values()))
         if importer is not None and missing:
             started = time.monotonic()
             log(f"loading {len(missing)} image(s) into the node")

@@ -115,3 +115,15 @@ def test_an_image_tag_follows_its_inputs(fake_binaries: Binaries) -> None:
     assert images.Catalog(fake_binaries).ref("coredns") == first  # stable
     fake_binaries.path("coredns").write_text("another build")
     assert images.Catalog(fake_binaries).ref("coredns") != first
+
+
+def test_a_build_removes_only_the_tags_it_replaced() -> None:
+    current = ["local/chatenv-chat:new1", "local/chatenv-python:base", "local/chatenv-debian:d"]
+    listed = ["local/chatenv-chat:new1", "local/chatenv-chat:old1", "local/chatenv-chat:old2",
+              "local/chatenv-python:base", "local/chatenv-operator:other",
+              "local/chatenv-traefik:t", "local/chatenv-debian:d"]
+    # Older chat tags go; the current ones stay, and so do images this build did not make
+    # (the operator's, the node's), whatever their age.
+    assert images.superseded(listed, current) == ["local/chatenv-chat:old1",
+                                                  "local/chatenv-chat:old2"]
+    assert images.superseded(current, current) == []
